@@ -1,0 +1,3 @@
+//! Statistics building blocks shared by metrics.
+
+pub mod rng;
