@@ -1,0 +1,3 @@
+//! The library's integration tests: oracle comparisons, closed forms, invariants, bad inputs.
+
+mod common;
