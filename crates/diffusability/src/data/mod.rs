@@ -37,3 +37,34 @@ pub struct Dataset {
     pub masks: Option<Masks>,
     pub source: Source,
 }
+
+/// The content digest of a data set (`input.sha256`): SHA-256 over the latent values as f32
+/// little-endian in sample order, then a 0x01 byte and labels as i64 little-endian (if any), then a
+/// 0x02 byte and the pooled token-level mask flags as bytes (if any). It depends on the values only,
+/// so the same data in `.npy`, `.npz`, `.safetensors` or any sharding has the same digest.
+pub fn digest(latents: &Latents, labels: Option<&Labels>, masks: Option<&Masks>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let mut buf = Vec::new();
+    for seg in latents.segments() {
+        for chunk in seg.as_slice().chunks(1 << 16) {
+            buf.clear();
+            for x in chunk {
+                buf.extend_from_slice(&x.to_le_bytes());
+            }
+            h.update(&buf);
+        }
+    }
+    if let Some(l) = labels {
+        h.update([1u8]);
+        for v in &l.raw {
+            h.update(v.to_le_bytes());
+        }
+    }
+    if let Some(m) = masks {
+        h.update([2u8]);
+        let bytes: Vec<u8> = m.fg.iter().map(|&b| b as u8).collect();
+        h.update(&bytes);
+    }
+    format!("{:x}", h.finalize())
+}
