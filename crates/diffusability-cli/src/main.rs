@@ -55,5 +55,6 @@ fn run() -> Result<(), Failure> {
     match args::parse()? {
         args::Command::Metrics(a) => commands::metrics::run(a),
         args::Command::Synth(a) => commands::synth::run(a),
+        args::Command::List { markdown } => commands::list::run(markdown),
     }
 }

@@ -132,3 +132,15 @@ fn synth_output_is_a_valid_input() {
     assert_eq!(r["input"]["example"], false);
     assert_eq!(r["input"]["name"], "s");
 }
+
+#[test]
+fn readme_metric_table_is_the_registry() {
+    let o = run(&["list", "--markdown"]);
+    assert_eq!(o.status.code(), Some(0));
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).unwrap();
+    assert!(
+        readme.contains(&stdout(&o)),
+        "README.md's metric table is out of date; replace it with `diffusability list --markdown`:\n{}",
+        stdout(&o)
+    );
+}
