@@ -96,7 +96,8 @@ pub fn write_npz(path: &Path, arrays: &[(&str, &RawArray)]) -> Result<()> {
     for (name, a) in arrays {
         zip.start_file(format!("{name}.npy"), opts)
             .map_err(|e| write_err(path, e))?;
-        zip.write_all(&npy_bytes(a)).map_err(|e| write_err(path, e))?;
+        zip.write_all(&npy_bytes(a))
+            .map_err(|e| write_err(path, e))?;
     }
     zip.finish().map_err(|e| write_err(path, e))?;
     Ok(())
