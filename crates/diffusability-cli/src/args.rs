@@ -131,7 +131,15 @@ pub fn command() -> clap::Command {
         for p in registry::params() {
             let flag = p.name.replace('_', "-");
             let default = p.default_value().to_json();
-            let help = format!("{} [default: {}]", p.help, if default.is_null() { "none".into() } else { default.to_string() });
+            let help = format!(
+                "{} [default: {}]",
+                p.help,
+                if default.is_null() {
+                    "none".into()
+                } else {
+                    default.to_string()
+                }
+            );
             c = c.arg(
                 Arg::new(p.name)
                     .long(flag)

@@ -14,9 +14,7 @@ use output::OutputError;
 fn main() {
     // A panic is a bug in this program; say so in one line rather than with a backtrace.
     std::panic::set_hook(Box::new(|info| {
-        output::stderr_line(&format!(
-            "internal error (please report it): {info}"
-        ));
+        output::stderr_line(&format!("internal error (please report it): {info}"));
     }));
     let code = match run() {
         Ok(()) => 0,

@@ -8,7 +8,11 @@ use diffusability::metrics::registry;
 pub fn run(markdown: bool) -> Result<(), Failure> {
     let mut s = String::new();
     for (fam, m) in registry::metrics() {
-        let better = if m.higher_is_better { "higher" } else { "lower" };
+        let better = if m.higher_is_better {
+            "higher"
+        } else {
+            "lower"
+        };
         let mut needs = Vec::new();
         if fam.needs.labels {
             needs.push("labels");
@@ -16,7 +20,11 @@ pub fn run(markdown: bool) -> Result<(), Failure> {
         if fam.needs.masks {
             needs.push("masks");
         }
-        let needs = if needs.is_empty() { "-".to_string() } else { needs.join(", ") };
+        let needs = if needs.is_empty() {
+            "-".to_string()
+        } else {
+            needs.join(", ")
+        };
         let set = if m.opt_in { "opt-in" } else { "default" };
         if markdown {
             s.push_str(&format!(
@@ -37,7 +45,12 @@ pub fn run(markdown: bool) -> Result<(), Failure> {
     if !markdown {
         s.push_str("\nparameters (flag, default):\n");
         for p in registry::params() {
-            s.push_str(&format!("  {:<24} {:<10} {}\n", p.flag(), p.default_value().to_json(), p.help));
+            s.push_str(&format!(
+                "  {:<24} {:<10} {}\n",
+                p.flag(),
+                p.default_value().to_json(),
+                p.help
+            ));
         }
     }
     output::stdout(&s)?;
