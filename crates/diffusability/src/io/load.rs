@@ -1,8 +1,10 @@
 //! Loading a data set: latents from one file or a set of shards, with labels and masks from the same
 //! files or from their own files, every check done before any metric runs.
 
+use super::array::shape_str;
 use super::checks;
 use super::container::{Container, list_keys};
+use super::dtype::Elem;
 use super::shards;
 use super::stored::Layout;
 use crate::data::{Dataset, Labels, Latents, Masks, Source, digest};
@@ -74,7 +76,17 @@ struct Shard {
     file: Container,
     key: Option<String>,
     layout: Layout,
-    n: usize,
+    /// `(N, C, H, W)` of its latents.
+    dims: [usize; 4],
+}
+
+/// Where labels (or masks) come from.
+enum Aux {
+    Absent,
+    /// A file of their own, with the key picked in it.
+    File(String, Container, Option<String>),
+    /// The `labels` (or `masks`) key of every shard.
+    Shards,
 }
 
 /// Reads and checks a data set. Latents of f32 in native byte order and C order stay in their
@@ -82,33 +94,123 @@ struct Shard {
 ///
 /// Checks, in order: files exist and parse; the latents are `(N, C, H, W)` floats, nonempty; shards
 /// agree in `(C, H, W)`, dtype and keys; labels are integers, one per latent; masks are
-/// `(N, [1,] h, w)` with `h x w` a whole multiple of `H x W`; mask values are not NaN; every latent
-/// value is finite. Then the content digest is computed (in parallel with the finiteness scan).
+/// `(N, [1,] h, w)` with `h x w` a whole multiple of `H x W`; all of this from headers, before any
+/// data is read. Then mask values are not NaN, u64 labels fit i64, and every latent value is finite;
+/// the content digest is computed in parallel with that last scan.
 pub fn load(spec: &InputSpec) -> Result<Dataset> {
     let files = shards::expand(&spec.path)?;
-    let mut shards: Vec<Shard> = Vec::with_capacity(files.files.len());
-    for path in &files.files {
+    let mut shards = open_shards(&files.files, spec)?;
+    let [_, c, h, w] = shards[0].dims;
+    let total: usize = shards.iter().map(|s| s.dims[0]).sum();
+    let mut paths = files.files.clone();
+
+    let labels_from = aux(
+        spec.labels.as_deref(),
+        LABELS,
+        &shards,
+        &mut paths,
+        |l, err| checks::labels_layout(l, total, err),
+    )?;
+    let masks_from = aux(
+        spec.masks.as_deref(),
+        MASKS,
+        &shards,
+        &mut paths,
+        |l, err| checks::masks_layout(l, total, h, w, err).map(|_| ()),
+    )?;
+    check_shard_aux(&mut shards, &labels_from, &masks_from, h, w)?;
+
+    let labels = match labels_from {
+        Aux::Absent => None,
+        Aux::File(path, mut file, key) => Some(read_labels(&mut file, key.as_deref(), &path)?),
+        Aux::Shards => {
+            let mut all = Vec::with_capacity(total);
+            for s in shards.iter_mut() {
+                all.extend(read_labels(&mut s.file, Some(LABELS), &s.path)?);
+            }
+            Some(all)
+        }
+    }
+    .map(Labels::new);
+    let masks = match masks_from {
+        Aux::Absent => None,
+        Aux::File(_, mut file, key) => Some(read_masks(&mut file, key.as_deref(), h, w)?),
+        Aux::Shards => {
+            let mut all: Option<Masks> = None;
+            for s in shards.iter_mut() {
+                let m = read_masks(&mut s.file, Some(MASKS), h, w)?;
+                match all.as_mut() {
+                    None => all = Some(m),
+                    Some(a) => a.fg.extend(m.fg),
+                }
+            }
+            all
+        }
+    };
+
+    let mut segments = Vec::with_capacity(shards.len());
+    for s in shards.iter_mut() {
+        let seg = s
+            .file
+            .read(s.key.as_deref())?
+            .into_segment()
+            .ok_or_else(|| {
+                Error::internal("latents are not floating point after the dtype check")
+            })?;
+        segments.push(seg);
+    }
+    let latents = Latents::from_segments(c, h, w, segments);
+    let dtype = shards[0].layout.elem;
+    let (sha, scanned) = rayon::join(
+        || digest(&latents, labels.as_ref(), masks.as_ref()),
+        || {
+            for (seg, s) in latents.segments().iter().zip(&shards) {
+                let err = |w: String| Error::input(&s.path, s.key.as_deref(), w);
+                checks::finite(seg, c * h * w, dtype == Elem::F64, &err)?;
+            }
+            Ok::<(), Error>(())
+        },
+    );
+    scanned?;
+    let key = shards[0]
+        .key
+        .clone()
+        .or_else(|| spec.key.clone())
+        .unwrap_or_else(|| LATENTS.to_string());
+    Ok(Dataset {
+        latents,
+        labels,
+        masks,
+        source: Source {
+            name: spec.name.clone().unwrap_or(files.name),
+            paths,
+            dtype: dtype.name().to_string(),
+            key,
+            sha256: sha,
+            example: false,
+        },
+    })
+}
+
+/// Opens every shard and checks its latents header, and that it agrees with the first shard.
+fn open_shards(files: &[String], spec: &InputSpec) -> Result<Vec<Shard>> {
+    let mut shards: Vec<Shard> = Vec::with_capacity(files.len());
+    for path in files {
         let mut file = Container::open(path)?;
-        let key = match shards.first() {
+        let key = match shards.first().and_then(|f| f.key.as_deref()) {
             None => resolve(&file, path, spec.key.as_deref(), LATENTS, &[LABELS, MASKS])?,
             // Every shard must hold the key resolved in the first one.
-            Some(first) => match &first.key {
-                Some(k) => resolve(&file, path, Some(k), k, &[])?,
-                None => resolve(&file, path, None, LATENTS, &[LABELS, MASKS])?,
-            },
+            Some(k) => resolve(&file, path, Some(k), k, &[])?,
         };
         let layout = file.layout(key.as_deref())?;
         let err = |w: String| Error::input(path, key.as_deref(), w);
-        let [n, ..] = checks::latents_shape(&layout, &err)?;
+        let dims = checks::latents_shape(&layout, &err)?;
         if let Some(first) = shards.first() {
-            let (a, b) = (&first.layout.shape[1..], &layout.shape[1..]);
-            if a != b {
+            if first.dims[1..] != dims[1..] {
+                let [_, c, h, w] = first.dims;
                 return Err(err(format!(
-                    "shape {} does not match (C, H, W) = ({}, {}, {}) of the first shard {}",
-                    super::array::shape_str(&layout.shape),
-                    a[0],
-                    a[1],
-                    a[2],
+                    "shape {} does not match (C, H, W) = ({c}, {h}, {w}) of the first shard {}",
+                    shape_str(&layout.shape),
                     first.path
                 )));
             }
@@ -120,12 +222,9 @@ pub fn load(spec: &InputSpec) -> Result<Dataset> {
                     first.path
                 )));
             }
-            for k in [LABELS, MASKS] {
-                let own = match k {
-                    LABELS => spec.labels.is_none(),
-                    _ => spec.masks.is_none(),
-                };
-                if own && first.file.has(k) != file.has(k) {
+            // Keys given by their own file are not read from the shards, so they need not agree.
+            for (k, own) in [(LABELS, &spec.labels), (MASKS, &spec.masks)] {
+                if own.is_none() && first.file.has(k) != file.has(k) {
                     let (has, first_has) = if file.has(k) {
                         ("has", "does not")
                     } else {
@@ -147,51 +246,57 @@ pub fn load(spec: &InputSpec) -> Result<Dataset> {
             file,
             key,
             layout,
-            n,
+            dims,
         });
     }
-    let first = &shards[0];
-    let [_, c, h, w] = checks::latents_shape(&first.layout, &|w| Error::internal(w))?;
-    let total: usize = shards.iter().map(|s| s.n).sum();
-    let dtype = first.layout.elem;
-    let key = first
-        .key
-        .clone()
-        .unwrap_or_else(|| spec.key.clone().unwrap_or_else(|| LATENTS.to_string()));
-    let mut paths = files.files.clone();
+    Ok(shards)
+}
 
-    // Labels and masks: from their own files, else from the shards.
-    let labels_inside = spec.labels.is_none() && first.file.has(LABELS);
-    let masks_inside = spec.masks.is_none() && first.file.has(MASKS);
-    let mut label_file = match &spec.labels {
-        Some(p) => {
-            paths.push(p.clone());
-            Some(open_aux(p, LABELS, |l, err| {
-                checks::labels_layout(l, total, err)
-            })?)
-        }
-        None => None,
+/// Decides where labels (or masks, by `default` key) come from; a file of their own is opened, its
+/// array picked and its layout checked, and its path appended to `paths`.
+fn aux(
+    own: Option<&str>,
+    default: &str,
+    shards: &[Shard],
+    paths: &mut Vec<String>,
+    check: impl Fn(&Layout, &dyn Fn(String) -> Error) -> Result<()>,
+) -> Result<Aux> {
+    let Some(path) = own else {
+        return Ok(if shards[0].file.has(default) {
+            Aux::Shards
+        } else {
+            Aux::Absent
+        });
     };
-    let mut mask_file = match &spec.masks {
-        Some(p) => {
-            paths.push(p.clone());
-            Some(open_aux(p, MASKS, |l, err| {
-                checks::masks_layout(l, total, h, w, err).map(|_| ())
-            })?)
-        }
-        None => None,
-    };
+    let mut file = Container::open(path)?;
+    let key = resolve(&file, path, None, default, &[])?;
+    let layout = file.layout(key.as_deref())?;
+    check(&layout, &|w| Error::input(path, key.as_deref(), w))?;
+    paths.push(path.to_string());
+    Ok(Aux::File(path.to_string(), file, key))
+}
+
+/// Checks the headers of labels and masks held inside the shards: one per latent of that shard, and
+/// the same mask size in every shard.
+fn check_shard_aux(
+    shards: &mut [Shard],
+    labels: &Aux,
+    masks: &Aux,
+    h: usize,
+    w: usize,
+) -> Result<()> {
     let first_path = shards[0].path.clone();
     let mut first_mask: Option<(usize, usize)> = None;
     for s in shards.iter_mut() {
-        if labels_inside {
+        let n = s.dims[0];
+        if let Aux::Shards = labels {
             let l = s.file.layout(Some(LABELS))?;
-            checks::labels_layout(&l, s.n, &|w| Error::input(&s.path, Some(LABELS), w))?;
+            checks::labels_layout(&l, n, &|m| Error::input(&s.path, Some(LABELS), m))?;
         }
-        if masks_inside {
+        if let Aux::Shards = masks {
             let l = s.file.layout(Some(MASKS))?;
-            let err = |w: String| Error::input(&s.path, Some(MASKS), w);
-            let (mh, mw) = checks::masks_layout(&l, s.n, h, w, &err)?;
+            let err = |m: String| Error::input(&s.path, Some(MASKS), m);
+            let (mh, mw) = checks::masks_layout(&l, n, h, w, &err)?;
             match first_mask {
                 None => first_mask = Some((mh, mw)),
                 Some((fh, fw)) if (fh, fw) != (mh, mw) => {
@@ -203,86 +308,7 @@ pub fn load(spec: &InputSpec) -> Result<Dataset> {
             }
         }
     }
-
-    let mut labels_raw: Option<Vec<i64>> = None;
-    let mut masks: Option<Masks> = None;
-    if let Some((file, k)) = label_file.as_mut() {
-        let p = spec.labels.as_deref().unwrap_or_default();
-        labels_raw = Some(read_labels(file, k.as_deref(), p)?);
-    } else if labels_inside {
-        let mut all = Vec::with_capacity(total);
-        for s in shards.iter_mut() {
-            all.extend(read_labels(&mut s.file, Some(LABELS), &s.path)?);
-        }
-        labels_raw = Some(all);
-    }
-    if let Some((file, k)) = mask_file.as_mut() {
-        masks = Some(read_masks(file, k.as_deref(), h, w)?);
-    } else if masks_inside {
-        let mut all: Option<Masks> = None;
-        for s in shards.iter_mut() {
-            let m = read_masks(&mut s.file, Some(MASKS), h, w)?;
-            all = Some(match all {
-                None => m,
-                Some(mut a) => {
-                    a.fg.extend(m.fg);
-                    a
-                }
-            });
-        }
-        masks = all;
-    }
-
-    let mut segments = Vec::with_capacity(shards.len());
-    let mut scans = Vec::with_capacity(shards.len());
-    for s in shards.iter_mut() {
-        let stored = s.file.read(s.key.as_deref())?;
-        let seg = stored.into_segment().ok_or_else(|| {
-            Error::internal("latents are not floating point after the dtype check")
-        })?;
-        scans.push((s.path.clone(), s.key.clone()));
-        segments.push(seg);
-    }
-    let latents = Latents::from_segments(c, h, w, segments);
-    let labels = labels_raw.map(Labels::new);
-    let d = c * h * w;
-    let from_f64 = dtype == super::dtype::Elem::F64;
-    let (sha, scanned) = rayon::join(
-        || digest(&latents, labels.as_ref(), masks.as_ref()),
-        || {
-            for (seg, (path, key)) in latents.segments().iter().zip(&scans) {
-                checks::finite(seg, d, from_f64, &|w| Error::input(path, key.as_deref(), w))?;
-            }
-            Ok::<(), Error>(())
-        },
-    );
-    scanned?;
-    Ok(Dataset {
-        latents,
-        labels,
-        masks,
-        source: Source {
-            name: spec.name.clone().unwrap_or(files.name),
-            paths,
-            dtype: dtype.name().to_string(),
-            key,
-            sha256: sha,
-            example: false,
-        },
-    })
-}
-
-/// Opens a labels or masks file, picks its array and checks its layout.
-fn open_aux(
-    path: &str,
-    default: &str,
-    check: impl Fn(&Layout, &dyn Fn(String) -> Error) -> Result<()>,
-) -> Result<(Container, Option<String>)> {
-    let mut file = Container::open(path)?;
-    let key = resolve(&file, path, None, default, &[])?;
-    let layout = file.layout(key.as_deref())?;
-    check(&layout, &|w| Error::input(path, key.as_deref(), w))?;
-    Ok((file, key))
+    Ok(())
 }
 
 fn read_labels(file: &mut Container, key: Option<&str>, path: &str) -> Result<Vec<i64>> {
@@ -292,7 +318,6 @@ fn read_labels(file: &mut Container, key: Option<&str>, path: &str) -> Result<Ve
 
 fn read_masks(file: &mut Container, key: Option<&str>, h: usize, w: usize) -> Result<Masks> {
     let s = file.read(key)?;
-    let err = |m: String| s.err(m);
-    let (mh, mw) = checks::masks_layout(&s.layout, s.shape()[0], h, w, &err)?;
+    let (mh, mw) = checks::masks_layout(&s.layout, s.shape()[0], h, w, &|m| s.err(m))?;
     checks::masks_values(&s, s.shape()[0], mh, mw, h, w)
 }

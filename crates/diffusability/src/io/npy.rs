@@ -298,6 +298,14 @@ fn parse_dict(text: &str) -> std::result::Result<std::result::Result<Layout, Str
     })
 }
 
+fn truncated(l: &Layout, need: usize, found: usize) -> String {
+    format!(
+        "truncated: shape {} of {} needs {need} bytes of data, found {found}",
+        super::array::shape_str(&l.shape),
+        l.elem.name(),
+    )
+}
+
 /// Checks that `found` data bytes hold what the header declares.
 fn check_size(h: &Header, found: usize, err: &dyn Fn(String) -> Error) -> Result<usize> {
     let need = h.layout.nbytes().ok_or_else(|| {
@@ -307,11 +315,7 @@ fn check_size(h: &Header, found: usize, err: &dyn Fn(String) -> Error) -> Result
         ))
     })?;
     if found < need {
-        return Err(err(format!(
-            "truncated: shape {} of {} needs {need} bytes of data, found {found}",
-            super::array::shape_str(&h.layout.shape),
-            h.layout.elem.name(),
-        )));
+        return Err(err(truncated(&h.layout, need, found)));
     }
     Ok(need)
 }
@@ -363,22 +367,125 @@ pub fn read_header(
     Ok(h)
 }
 
+/// Bytes read per step from a stream. Memory grows only as data arrives, so an archive that declares
+/// more than it holds cannot make us allocate what it declares.
+const READ_STEP: usize = 1 << 26;
+
 /// Reads a whole `.npy` stream of `total` bytes into memory.
 pub fn read(r: &mut impl Read, total: usize, file: &str, key: &str) -> Result<Stored> {
     let err = |w: String| Error::input(file, Some(key), w);
+    let io = |e: std::io::Error| err(format!("cannot read: {e}"));
     let h = read_header(r, total, &err)?;
     let need = h.layout.nbytes().unwrap_or(0);
-    let mut bytes = Bytes::zeroed(need);
-    if let Some(buf) = bytes.as_mut_slice() {
-        r.read_exact(buf)
-            .map_err(|e| err(format!("cannot read: {e}")))?;
+    // 4-byte words, so that f32 data can become latents without another copy.
+    let mut words: Vec<u32> = Vec::new();
+    let mut got = 0;
+    while got < need {
+        let step = (need - got).min(READ_STEP);
+        let want = (got + step).div_ceil(4);
+        words.try_reserve_exact(want - words.len()).map_err(|_| {
+            Error::internal(format!(
+                "{}: out of memory reading {need} bytes",
+                crate::error::location(file, Some(key))
+            ))
+        })?;
+        words.resize(want, 0);
+        let buf = &mut bytemuck::cast_slice_mut::<u32, u8>(&mut words)[got..got + step];
+        let mut filled = 0;
+        while filled < step {
+            match r.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(k) => filled += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io(e)),
+            }
+        }
+        got += filled;
+        if filled < step {
+            return Err(err(truncated(&h.layout, need, got)));
+        }
     }
     // Read to the end so that the archive checks the entry's CRC.
-    std::io::copy(r, &mut std::io::sink()).map_err(|e| err(format!("cannot read: {e}")))?;
+    std::io::copy(r, &mut std::io::sink()).map_err(io)?;
     Ok(Stored {
         file: file.to_string(),
         key: Some(key.to_string()),
         layout: h.layout,
-        bytes,
+        bytes: Bytes::Owned { words, len: need },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(header: &str) -> std::result::Result<Layout, String> {
+        match parse_dict(header) {
+            Ok(Ok(l)) => Ok(l),
+            Ok(Err(e)) | Err(e) => Err(e),
+        }
+    }
+
+    #[test]
+    fn headers_as_numpy_writes_them() {
+        let l = parse("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }").unwrap();
+        assert_eq!(
+            (l.elem, l.swap, l.fortran, l.shape),
+            (Elem::F32, false, false, vec![2, 3])
+        );
+        // Keys in any order, double quotes, a 1-tuple, Python 2 longs, big-endian and native order.
+        let l = parse(r#"{"shape": (5L,), "fortran_order": True, "descr": ">i8"}"#).unwrap();
+        assert_eq!(
+            (l.elem, l.swap, l.fortran, l.shape),
+            (Elem::I64, true, true, vec![5])
+        );
+        let l = parse("{'descr': '=f2', 'fortran_order': False, 'shape': ()}").unwrap();
+        assert_eq!((l.elem, l.swap, l.shape), (Elem::F16, false, vec![]));
+        assert_eq!(
+            parse("{'descr': '|b1', 'fortran_order': False, 'shape': (1,)}")
+                .unwrap()
+                .elem,
+            Elem::Bool
+        );
+        assert_eq!(
+            parse("{'descr': '<V2', 'fortran_order': False, 'shape': (1,)}")
+                .unwrap()
+                .elem,
+            Elem::BF16
+        );
+        assert_eq!(
+            parse("{'descr': '|u1', 'fortran_order': False, 'shape': (1,)}")
+                .unwrap()
+                .elem,
+            Elem::U8
+        );
+    }
+
+    #[test]
+    fn malformed_headers_are_refused() {
+        for bad in [
+            "",
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), } trailing",
+            "{'descr': '<f4', 'fortran_order': 0, 'shape': (2,)}",
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (2, -1)}",
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (2,}",
+            "{'descr': '<f4, 'fortran_order': False, 'shape': (2,)}",
+            "{'descr': '<f4', 'shape': (2,)}",
+            "{'descr': '<U8', 'fortran_order': False, 'shape': (2,)}",
+            "{'descr': '<f16', 'fortran_order': False, 'shape': (2,)}",
+        ] {
+            assert!(parse(bad).is_err(), "accepted {bad:?}");
+        }
+    }
+
+    #[test]
+    fn version_2_header() {
+        let text = "{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }\n";
+        let mut b = b"\x93NUMPY\x02\x00".to_vec();
+        b.extend_from_slice(&(text.len() as u32).to_le_bytes());
+        b.extend_from_slice(text.as_bytes());
+        let h = parse_header(&b, &|w| Error::input_msg(w)).unwrap();
+        assert_eq!(h.data_offset, 12 + text.len());
+        assert_eq!(h.layout.shape, vec![3]);
+    }
 }

@@ -36,22 +36,6 @@ impl Bytes {
             Bytes::Owned { words, len } => &bytemuck::cast_slice(words)[..*len],
         }
     }
-
-    /// A zeroed buffer of `len` bytes to read into.
-    pub fn zeroed(len: usize) -> Bytes {
-        Bytes::Owned {
-            words: vec![0u32; len.div_ceil(4)],
-            len,
-        }
-    }
-
-    /// The writable bytes of an owned buffer.
-    pub fn as_mut_slice(&mut self) -> Option<&mut [u8]> {
-        match self {
-            Bytes::Mapped { .. } => None,
-            Bytes::Owned { words, len } => Some(&mut bytemuck::cast_slice_mut(words)[..*len]),
-        }
-    }
 }
 
 /// The layout of a stored array, as its header declares it.
