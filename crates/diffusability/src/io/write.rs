@@ -10,8 +10,9 @@ use std::path::Path;
 fn descr(d: &ArrayData) -> &'static str {
     match d {
         ArrayData::F16(_) => "<f2",
-        // numpy has no bfloat16; ml_dtypes saves it as a 2-byte void. We write its bits as <u2 in .npy.
-        ArrayData::BF16(_) => "<u2",
+        // numpy has no bfloat16; ml_dtypes' bfloat16 saves as a 2-byte void, so we write the same
+        // descr: numpy users read it with `.view(ml_dtypes.bfloat16)`, and our reader reads it back.
+        ArrayData::BF16(_) => "<V2",
         ArrayData::F32(_) => "<f4",
         ArrayData::F64(_) => "<f8",
         ArrayData::I8(_) => "|i1",
