@@ -92,6 +92,9 @@ fn score_f64<T: Copy + Into<f64>>(metric: KnnMetric, a: &[T], b: &[T], na: f64, 
     }
 }
 
+/// One query's neighbours: (f64 score, index), best first.
+type Row = Vec<(f64, usize)>;
+
 /// Higher score first, then lower index.
 #[inline]
 fn better(a: &(f64, usize), b: &(f64, usize)) -> Ordering {
@@ -106,7 +109,7 @@ fn scan_one<T: Copy + Into<f64>>(
     i: usize,
     k: usize,
     metric: KnnMetric,
-) -> Vec<(f64, usize)> {
+) -> Row {
     let n = norms.len();
     let a = &x[i * d..(i + 1) * d];
     let mut all: Vec<(f64, usize)> = (0..n)
@@ -137,14 +140,14 @@ pub fn knn_scan<T: Copy + Into<f64> + Sync>(
 ) -> Neighbors {
     let k = k.min(n.saturating_sub(1));
     let norms: Vec<f64> = (0..n).map(|i| norm_f64(&x[i * d..(i + 1) * d])).collect();
-    let rows: Vec<Vec<(f64, usize)>> = (0..n)
+    let rows: Vec<Row> = (0..n)
         .into_par_iter()
         .map(|i| scan_one(x, d, &norms, i, k, metric))
         .collect();
     assemble(n, k, rows, 0)
 }
 
-fn assemble(n: usize, k: usize, rows: Vec<Vec<(f64, usize)>>, rescans: usize) -> Neighbors {
+fn assemble(n: usize, k: usize, rows: Vec<Row>, rescans: usize) -> Neighbors {
     let mut index = Vec::with_capacity(n * k);
     let mut score = Vec::with_capacity(n * k);
     for row in rows {
@@ -261,7 +264,7 @@ pub fn knn<T: Copy + Into<f64> + Sync>(
     let m = (2 * k + 8).min(n - 1);
 
     progress.begin("lnc neighbours", n as u64);
-    let blocks: Vec<(Vec<Vec<(f64, usize)>>, usize)> = crate::par::chunks(n, QUERY_BLOCK)
+    let blocks: Vec<(Vec<Row>, usize)> = crate::par::chunks(n, QUERY_BLOCK)
         .into_par_iter()
         .map(|qr| {
             let nq = qr.len();

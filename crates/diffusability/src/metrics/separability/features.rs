@@ -49,17 +49,17 @@ fn non_finite(i: usize) -> Error {
 pub fn pooled(z: Normalized<'_>, masks: Option<&Masks>) -> Result<(Vec<f64>, usize)> {
     let sh = z.shape();
     let (n, c, s) = (sh.n, sh.c, sh.s());
-    if let Some(m) = masks {
-        if m.len() != n || m.h != sh.h || m.w != sh.w {
-            return Err(Error::input_msg(format!(
-                "masks: {} masks on a {}x{} token grid, expected {n} on {}x{} (one per latent)",
-                m.len(),
-                m.h,
-                m.w,
-                sh.h,
-                sh.w
-            )));
-        }
+    if let Some(m) = masks
+        && (m.len() != n || m.h != sh.h || m.w != sh.w)
+    {
+        return Err(Error::input_msg(format!(
+            "masks: {} masks on a {}x{} token grid, expected {n} on {}x{} (one per latent)",
+            m.len(),
+            m.h,
+            m.w,
+            sh.h,
+            sh.w
+        )));
     }
     let mut out = vec![0f64; n * c];
     let empty: usize = out

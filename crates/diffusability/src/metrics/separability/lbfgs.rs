@@ -143,7 +143,7 @@ where
         }
         d.iter_mut().for_each(|v| *v = -*v);
         let mut dg0 = dot(&d, &g);
-        if !(dg0 < 0.0) {
+        if dg0.is_nan() || dg0 >= 0.0 {
             // Not a descent direction (rounding): restart from steepest descent.
             hist.clear();
             d.iter_mut().zip(&g).for_each(|(di, gi)| *di = -gi);

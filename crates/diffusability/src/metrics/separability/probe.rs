@@ -133,8 +133,8 @@ impl Standardizer {
         let d = self.mean.len();
         let mut out = Vec::with_capacity(x.len() / d.max(1) * (d + 1));
         for row in x.chunks_exact(d) {
-            for j in 0..d {
-                out.push((row[j] - self.mean[j]) / self.scale[j]);
+            for ((v, m), s) in row.iter().zip(&self.mean).zip(&self.scale) {
+                out.push((v - m) / s);
             }
             out.push(1.0);
         }
@@ -208,15 +208,83 @@ impl ProbeFit {
     }
 }
 
+/// `exp(x)` for `x <= 0` (softmax terms after subtracting the row maximum), within 2 ulp of the
+/// correctly rounded value, written so that it compiles to SIMD code: the softmax takes `n K`
+/// exponentials per evaluation, and the C library's scalar `exp` was over half of the probe's time.
+/// Method (Cody & Waite; Muller, *Elementary Functions*, ch. 11): `x = k ln2 + r` with `k` rounded to
+/// nearest by adding and subtracting `1.5 * 2^52` and `ln2` split in two parts so `r` (`|r| <= ln2/2`)
+/// is exact to about 2^-60; `e^r` by its Taylor series to degree 13 (truncation `< 2^-58`) in Horner
+/// form; `2^k` built from its exponent bits. Below `-708` (where `2^k` would be subnormal) the result
+/// is 0: such a term is below `1e-307` of the row's largest, which is 1.
+#[inline(always)]
+fn exp_nonpositive(x: f64) -> f64 {
+    const LOG2E: f64 = std::f64::consts::LOG2_E;
+    // fdlibm's split of ln 2: the high part has 21 trailing zero bits, so k * LN2_HI is exact.
+    const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
+    const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
+    const SHIFT: f64 = 6_755_399_441_055_744.0; // 1.5 * 2^52
+    const C: [f64; 14] = [
+        1.0,
+        1.0,
+        1.0 / 2.0,
+        1.0 / 6.0,
+        1.0 / 24.0,
+        1.0 / 120.0,
+        1.0 / 720.0,
+        1.0 / 5040.0,
+        1.0 / 40320.0,
+        1.0 / 362880.0,
+        1.0 / 3628800.0,
+        1.0 / 39916800.0,
+        1.0 / 479001600.0,
+        1.0 / 6227020800.0,
+    ];
+    let xc = if x < -708.0 { -708.0 } else { x };
+    let t = xc * LOG2E + SHIFT;
+    let k = t - SHIFT;
+    let r = (xc - k * LN2_HI) - k * LN2_LO;
+    let mut p = C[13];
+    for c in C[..13].iter().rev() {
+        p = p * r + c;
+    }
+    // The low mantissa bits of t hold k (two's complement); k + 1023 is the biased exponent of 2^k.
+    let scale = f64::from_bits(t.to_bits().wrapping_add(1023) << 52);
+    if x < -708.0 { 0.0 } else { p * scale }
+}
+
+/// `v[i] = exp(v[i] - shift)` for `v[i] <= shift`, by [`exp_nonpositive`].
+fn exp_shifted(v: &mut [f64], shift: f64) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        unsafe { exp_shifted_avx2(v, shift) };
+        return;
+    }
+    v.iter_mut().for_each(|x| *x = exp_nonpositive(*x - shift));
+}
+
+/// The same loop compiled for AVX2 (4 lanes); no fused multiply-adds, so the values are bit-identical
+/// to the portable loop.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn exp_shifted_avx2(v: &mut [f64], shift: f64) {
+    v.iter_mut().for_each(|x| *x = exp_nonpositive(*x - shift));
+}
+
 /// Rows per task of the logits pass.
 const ROWS: usize = 256;
 /// Gradient tiles: features x classes per task.
 const TILE_FEATURES: usize = 256;
 const TILE_CLASSES: usize = 64;
 
+/// Rows per group: logits and residuals are held for one group at a time, so memory is
+/// `GROUP_ROWS x K` f64 whatever `n` (a 1.28M-image training set with 1000 classes would need 10 GB).
+const GROUP_ROWS: usize = 16384;
+
 /// The objective `(1/n) sum_i CE_i + (alpha/2) |W|_F^2` on augmented rows, with its gradient
-/// `G = Xa' (P - Y) / n + alpha [W; 0]`, both GEMM-shaped. The work split (row chunks for the logits,
-/// feature x class tiles for the gradient, each tile summing over all rows in one product) depends
+/// `G = Xa' (P - Y) / n + alpha [W; 0]`, both GEMM-shaped. Rows are taken in fixed groups; within a
+/// group, the logits are computed by row chunks and the gradient by feature x class tiles (each tile
+/// one product over the group's rows), and group contributions are added in order. The split depends
 /// only on the sizes, so values are identical for any thread count.
 struct Objective<'a> {
     xa: &'a [f64],
@@ -225,80 +293,95 @@ struct Objective<'a> {
     d1: usize,
     kc: usize,
     alpha: f64,
-    /// Logits, then residuals `(P - Y) / n`: `n x K` row-major.
+    /// One group's logits, then residuals `(P - Y) / n`: `GROUP_ROWS x K` row-major.
     z: Vec<f64>,
 }
 
-impl Objective<'_> {
+impl<'a> Objective<'a> {
+    fn new(xa: &'a [f64], y: &'a [u32], classes: usize, alpha: f64) -> Objective<'a> {
+        let n = y.len();
+        Objective {
+            xa,
+            y,
+            n,
+            d1: xa.len().checked_div(n).unwrap_or(1),
+            kc: classes,
+            alpha,
+            z: vec![0.0; n.min(GROUP_ROWS) * classes],
+        }
+    }
+
     fn eval(&mut self, theta: &[f64], grad: &mut [f64]) -> f64 {
         let (n, d1, kc) = (self.n, self.d1, self.kc);
-        let xa = self.xa;
-        let y = self.y;
+        let (xa, y) = (self.xa, self.y);
         let th = MatRef::from_column_major_slice(theta, d1, kc);
         let inv_n = 1.0 / n as f64;
-        let losses: Vec<f64> = self
-            .z
-            .par_chunks_mut(ROWS * kc)
-            .enumerate()
-            .map(|(t, zc)| {
-                let r0 = t * ROWS;
-                let nr = zc.len() / kc;
-                let xc = MatRef::from_row_major_slice(&xa[r0 * d1..(r0 + nr) * d1], nr, d1);
-                matmul(
-                    MatMut::from_row_major_slice_mut(zc, nr, kc),
-                    Accum::Replace,
-                    xc,
-                    th,
-                    1.0,
-                    Par::Seq,
-                );
-                let mut loss = 0.0;
-                for (row, &yi) in zc.chunks_exact_mut(kc).zip(&y[r0..r0 + nr]) {
-                    let mx = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                    let zy = row[yi as usize] - mx;
-                    let mut s = 0.0;
-                    for v in row.iter_mut() {
-                        *v = (*v - mx).exp();
-                        s += *v;
-                    }
-                    loss += s.ln() - zy;
-                    let w = inv_n / s;
-                    row.iter_mut().for_each(|v| *v *= w);
-                    row[yi as usize] -= inv_n;
-                }
-                loss
-            })
-            .collect();
-        let mut f = losses.iter().sum::<f64>() * inv_n;
-
-        let r = MatRef::from_row_major_slice(&self.z, n, kc);
-        let xt = MatRef::from_row_major_slice(xa, n, d1).transpose();
         let fb = crate::par::chunks(d1, TILE_FEATURES);
         let cb = crate::par::chunks(kc, TILE_CLASSES);
         let tiles: Vec<(usize, usize)> = (0..cb.len())
             .flat_map(|c| (0..fb.len()).map(move |f| (f, c)))
             .collect();
-        let parts: Vec<Vec<f64>> = tiles
-            .par_iter()
-            .map(|&(f, c)| {
-                let (fr, cr) = (fb[f].clone(), cb[c].clone());
-                let mut tile = vec![0.0; fr.len() * cr.len()];
-                matmul(
-                    MatMut::from_column_major_slice_mut(&mut tile, fr.len(), cr.len()),
-                    Accum::Replace,
-                    xt.subrows(fr.start, fr.len()),
-                    r.subcols(cr.start, cr.len()),
-                    1.0,
-                    Par::Seq,
-                );
-                tile
-            })
-            .collect();
-        for (&(f, c), tile) in tiles.iter().zip(&parts) {
-            let (fr, cr) = (&fb[f], &cb[c]);
-            for (kk, col) in tile.chunks_exact(fr.len()).enumerate() {
-                let k = cr.start + kk;
-                grad[k * d1 + fr.start..k * d1 + fr.end].copy_from_slice(col);
+        grad.fill(0.0);
+        let mut loss = 0.0;
+        for g in crate::par::chunks(n, GROUP_ROWS) {
+            let z = &mut self.z[..g.len() * kc];
+            let losses: Vec<f64> = z
+                .par_chunks_mut(ROWS * kc)
+                .enumerate()
+                .map(|(t, zc)| {
+                    let r0 = g.start + t * ROWS;
+                    let nr = zc.len() / kc;
+                    let xc = MatRef::from_row_major_slice(&xa[r0 * d1..(r0 + nr) * d1], nr, d1);
+                    matmul(
+                        MatMut::from_row_major_slice_mut(zc, nr, kc),
+                        Accum::Replace,
+                        xc,
+                        th,
+                        1.0,
+                        Par::Seq,
+                    );
+                    let mut loss = 0.0;
+                    for (row, &yi) in zc.chunks_exact_mut(kc).zip(&y[r0..r0 + nr]) {
+                        let mx = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                        let zy = row[yi as usize] - mx;
+                        exp_shifted(row, mx);
+                        let s: f64 = row.iter().sum();
+                        loss += s.ln() - zy;
+                        let w = inv_n / s;
+                        row.iter_mut().for_each(|v| *v *= w);
+                        row[yi as usize] -= inv_n;
+                    }
+                    loss
+                })
+                .collect();
+            loss += losses.iter().sum::<f64>();
+
+            let r = MatRef::from_row_major_slice(&*z, g.len(), kc);
+            let xt = MatRef::from_row_major_slice(&xa[g.start * d1..g.end * d1], g.len(), d1)
+                .transpose();
+            let parts: Vec<Vec<f64>> = tiles
+                .par_iter()
+                .map(|&(f, c)| {
+                    let (fr, cr) = (fb[f].clone(), cb[c].clone());
+                    let mut tile = vec![0.0; fr.len() * cr.len()];
+                    matmul(
+                        MatMut::from_column_major_slice_mut(&mut tile, fr.len(), cr.len()),
+                        Accum::Replace,
+                        xt.subrows(fr.start, fr.len()),
+                        r.subcols(cr.start, cr.len()),
+                        1.0,
+                        Par::Seq,
+                    );
+                    tile
+                })
+                .collect();
+            for (&(f, c), tile) in tiles.iter().zip(&parts) {
+                let (fr, cr) = (&fb[f], &cb[c]);
+                for (kk, col) in tile.chunks_exact(fr.len()).enumerate() {
+                    let k = cr.start + kk;
+                    let dst = &mut grad[k * d1 + fr.start..k * d1 + fr.end];
+                    dst.iter_mut().zip(col).for_each(|(a, b)| *a += b);
+                }
             }
         }
         let mut pen = 0.0;
@@ -310,8 +393,7 @@ impl Objective<'_> {
                 pen += wj * wj;
             }
         }
-        f += 0.5 * self.alpha * pen;
-        f
+        loss * inv_n + 0.5 * self.alpha * pen
     }
 }
 
@@ -326,16 +408,8 @@ pub fn fit(
     max_iter: usize,
     progress: &dyn Progress,
 ) -> ProbeFit {
-    let d1 = if y.is_empty() { 1 } else { xa.len() / y.len() };
-    let mut obj = Objective {
-        xa,
-        y,
-        n: y.len(),
-        d1,
-        kc: classes,
-        alpha,
-        z: vec![0.0; y.len() * classes],
-    };
+    let mut obj = Objective::new(xa, y, classes, alpha);
+    let d1 = obj.d1;
     let opts = lbfgs::Options {
         max_iter,
         gtol: GRAD_TOL,
@@ -461,22 +535,15 @@ mod tests {
 
     #[test]
     fn gradient_matches_finite_differences() {
-        let (n, d, kc) = (30, 3, 4);
+        // Two row groups, the second partial, several row chunks.
+        let (n, d, kc) = (GROUP_ROWS + 300, 3, 4);
         let x: Vec<f64> = (0..n * d)
             .map(|i| ((i * 7 % 11) as f64 - 5.0) / 3.0)
             .collect();
         let y: Vec<u32> = (0..n).map(|i| (i % kc) as u32).collect();
         let st = Standardizer::fit(&x, d);
         let xa = st.augmented(&x);
-        let mut obj = Objective {
-            xa: &xa,
-            y: &y,
-            n,
-            d1: d + 1,
-            kc,
-            alpha: 0.1,
-            z: vec![0.0; n * kc],
-        };
+        let mut obj = Objective::new(&xa, &y, kc, 0.1);
         let theta: Vec<f64> = (0..(d + 1) * kc).map(|i| (i as f64 * 0.37).sin()).collect();
         let mut g = vec![0.0; theta.len()];
         obj.eval(&theta, &mut g);
@@ -490,6 +557,27 @@ mod tests {
             let fm = obj.eval(&tp, &mut scratch);
             assert!(((fp - fm) / (2.0 * h) - g[i]).abs() < 1e-7, "{i}");
         }
+    }
+
+    #[test]
+    fn fast_exp_is_within_two_ulp() {
+        let mut worst = 0f64;
+        for i in 0..=2_000_000 {
+            let x = -708.0 * (i as f64 / 2e6).powi(3) + (i as f64 * 1e-12).min(0.0);
+            let (a, b) = (exp_nonpositive(x), x.exp());
+            worst = worst.max((a - b).abs() / b);
+        }
+        assert!(worst <= 2.0 * f64::EPSILON, "{worst:e}");
+        let mut v: Vec<f64> = (0..1001).map(|i| -0.7 * i as f64).collect();
+        let want: Vec<u64> = v
+            .iter()
+            .map(|&x| exp_nonpositive(x - 1.5).to_bits())
+            .collect();
+        exp_shifted(&mut v, 1.5);
+        assert_eq!(v.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), want);
+        assert_eq!(exp_nonpositive(0.0), 1.0);
+        assert_eq!(exp_nonpositive(-1000.0), 0.0);
+        assert_eq!(exp_nonpositive(f64::NEG_INFINITY), 0.0);
     }
 
     #[test]
