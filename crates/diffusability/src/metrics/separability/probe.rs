@@ -72,10 +72,10 @@ pub fn probe_features(z: Normalized<'_>, kind: FeatureKind) -> Result<(Vec<f64>,
     }
 }
 
-/// Reads the separate training set of `--probe-train` with the same reader and checks as the input.
+/// Reads the separate training set of `--probe-train`; this build has no data-set reader to do it.
 pub fn load_probe_train(path: &str) -> Result<crate::data::Dataset> {
-    Err(crate::error::Error::internal(format!(
-        "{path}: PLACEHOLDER"
+    Err(crate::error::Error::usage(format!(
+        "--probe-train {path}: reading a separate training set needs the data-set reader (io::load)"
     )))
 }
 
