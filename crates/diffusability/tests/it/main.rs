@@ -1,3 +1,4 @@
 //! The library's integration tests: oracle comparisons, closed forms, invariants, bad inputs.
 
 mod common;
+mod viv;
