@@ -9,14 +9,25 @@
 //! `A_k` and `B_k` are diagonal with entries `(1-t)^2 + t^2 lc_i ls_j` and `t lc_i ls_j - (1-t)`, and
 //! `B_k A_k^{-1} y = U_C (diag(b/a) y~) U_S^T`. No `D x D` matrix is formed.
 //!
-//! Sampling design: draw `i` is a triple (class `k ~ pi`, `x1 ~ N(M_k, Sigma_k)`, `x0 ~ N(0, I)`) from
-//! its own random stream (ChaCha stream `i` of `stats::rng::stream(seed, "viv-marginal")`), and is
-//! evaluated at every Gauss-Legendre node `t_q` on `[0, 1]`: `I_i = sum_q w_q ||v - v*(x_{t_q})||^2`
-//! with `v = x1 - x0`. The `I_i` are independent unbiased estimates of the (quadrature) integral, so
-//! the estimate is their mean and its standard error their sample standard deviation over
-//! `sqrt(n)`. Reusing a draw at every node makes the class rotations of `x0` and `x1` (the dominant
-//! cost) shared by all nodes. Draws are processed in fixed blocks, so results do not depend on the
-//! thread count.
+//! Estimator: the class-conditional part is known in closed form, so only the excess is sampled.
+//! With `k` the class a draw came from, `E||v - m_k(x_t)||^2 = V_k(t)` exactly, hence
+//!
+//! ```text
+//! V_marg(t) = sum_k pi_k V_k(t) + E[ ||v - v*(x_t)||^2 - ||v - m_k(x_t)||^2 ]
+//! integral  = sum_k pi_k VIV_k  + integral of the bracket
+//! ```
+//!
+//! (a control variate: the second term is zero for every draw whose class is resolved, so its
+//! variance is far below that of `||v - v*||^2` itself; with one class it is identically zero and the
+//! estimate equals the closed form). Draw `i` is a triple (class `k ~ pi`, `x1 ~ N(M_k, Sigma_k)`,
+//! `x0 ~ N(0, I)`) from its own random stream (ChaCha stream `i` of
+//! `stats::rng::stream(seed, "viv-marginal")`), evaluated at every Gauss-Legendre node `t_q` on
+//! `[0, 1]`: `E_i = sum_q w_q (||v - v*||^2 - ||v - m_k||^2)` with `v = x1 - x0`. The `E_i` are
+//! independent, so the estimate is `sum_k pi_k VIV_k + mean_i E_i` and its standard error is the
+//! sample standard deviation of the `E_i` over `sqrt(n)`. The plain estimate `mean_i sum_q w_q
+//! ||v - v*||^2` is reported beside it. Reusing a draw at every node shares the class rotations of
+//! `x0` and `x1` (the dominant cost) among all nodes. Draws are processed in fixed blocks, so results
+//! do not depend on the thread count.
 //!
 //! Responsibilities are accumulated in log space with a running maximum (an online log-sum-exp), the
 //! block's own classes first. A class whose weight is below `1e-12` of the running maximum enters the
@@ -24,6 +35,7 @@
 //! `m_k`, and since `E[(v - v*) . g(x_t)] = 0` for any `g`, the bias it causes in `E||v - v*||^2` is
 //! only of second order in that (about `1e-24`).
 
+use super::curve::Spectrum;
 use super::quadrature::gauss_legendre_unit;
 use crate::linalg;
 use crate::progress::Progress;
@@ -61,9 +73,15 @@ pub struct Options {
 /// The estimate and its Monte Carlo standard error.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Estimate {
+    /// `sum_k pi_k VIV_k + mean_i E_i` (see the module doc).
     pub value: f64,
     pub std_error: f64,
-    /// The nodes `t_q` and the mean of `||v - v*||^2` over draws at each (an estimate of `V_marg(t_q)`).
+    /// The exact class-conditional part `sum_k pi_k VIV_k`.
+    pub conditional: f64,
+    /// The plain estimate `mean_i sum_q w_q ||v - v*||^2` and its standard error.
+    pub plain_value: f64,
+    pub plain_std_error: f64,
+    /// The nodes `t_q` and the estimates of `V_marg(t_q)` there.
     pub t: Vec<f64>,
     pub v: Vec<f64>,
 }
@@ -170,9 +188,25 @@ pub fn estimate(
         acc += k.weight / total;
         cum.push(acc);
     }
+    let spectra: Vec<Spectrum> = comps.iter().map(|k| Spectrum::new(&k.lc, &k.ls)).collect();
+    let conditional: f64 = comps
+        .iter()
+        .zip(&spectra)
+        .map(|(k, sp)| k.weight / total * sp.viv())
+        .sum();
+    let conditional_curve: Vec<f64> = nodes
+        .iter()
+        .map(|&(t, omt, _)| {
+            comps
+                .iter()
+                .zip(&spectra)
+                .map(|(k, sp)| k.weight / total * sp.v(t, omt))
+                .sum()
+        })
+        .collect();
     let blocks = crate::par::chunks(opts.samples, BLOCK);
     progress.begin("viv_marginal", blocks.len() as u64);
-    let per_draw: Vec<(f64, Vec<f64>)> = blocks
+    let per_draw: Vec<Draw> = blocks
         .par_iter()
         .flat_map_iter(|r| {
             let out = run_block(r.clone(), comps, &prepared, &cum, &nodes, opts.seed, c, s);
@@ -181,18 +215,37 @@ pub fn estimate(
         })
         .collect();
     progress.end();
+    let (excess_mean, excess_se) = mean_se(per_draw.iter().map(|p| p.excess));
+    let (plain_value, plain_std_error) = mean_se(per_draw.iter().map(|p| p.plain));
     let n = per_draw.len() as f64;
-    let value = per_draw.iter().map(|p| p.0).sum::<f64>() / n;
-    let var = per_draw.iter().map(|p| (p.0 - value).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
     let v = (0..nodes.len())
-        .map(|q| per_draw.iter().map(|p| p.1[q]).sum::<f64>() / n)
+        .map(|q| conditional_curve[q] + per_draw.iter().map(|p| p.excess_at[q]).sum::<f64>() / n)
         .collect();
     Estimate {
-        value,
-        std_error: (var / n).sqrt(),
+        value: conditional + excess_mean,
+        std_error: excess_se,
+        conditional,
+        plain_value,
+        plain_std_error,
         t: nodes.iter().map(|x| x.0).collect(),
         v,
     }
+}
+
+/// Mean and standard error (sample standard deviation over `sqrt(n)`).
+fn mean_se(xs: impl Iterator<Item = f64> + Clone) -> (f64, f64) {
+    let n = xs.clone().count() as f64;
+    let mean = xs.clone().sum::<f64>() / n;
+    let var = xs.map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1.0).max(1.0);
+    (mean, (var / n).sqrt())
+}
+
+/// One draw's results: the excess over the conditional part and the plain squared error, integrated
+/// over the nodes, and the excess at each node.
+struct Draw {
+    excess: f64,
+    plain: f64,
+    excess_at: Vec<f64>,
 }
 
 /// Draw `i`: its class, `x0` and `x1` (`D` values each).
@@ -235,7 +288,7 @@ fn run_block(
     seed: u64,
     c: usize,
     s: usize,
-) -> Vec<(f64, Vec<f64>)> {
+) -> Vec<Draw> {
     let d = c * s;
     let m = range.len();
     let nq = nodes.len();
@@ -256,9 +309,12 @@ fn run_block(
     let mut acc = vec![0.0; nq * m * d];
     let mut mx = vec![f64::NEG_INFINITY; nq * m];
     let mut sm = vec![0.0; nq * m];
+    // ||v - m_k(x_t)||^2 for each draw's own class k.
+    let mut own_err = vec![0.0; nq * m];
     let (mut rot, mut tmp, mut back) = (Vec::new(), Vec::new(), Vec::new());
     let mut batch: Vec<f64> = Vec::new();
-    let mut entries: Vec<(usize, f64)> = Vec::new();
+    // (index q*m + b, weight, add to v*, draw b's own class)
+    let mut entries: Vec<(usize, f64, bool, bool)> = Vec::new();
     let mut inv_alpha = vec![0.0; d];
     for &j in &order {
         let (comp, pj) = (&comps[j], &prep[j]);
@@ -311,8 +367,10 @@ fn run_block(
                 }
                 let w = (logp - mx[idx]).exp();
                 sm[idx] += w;
-                if w > NEGLIGIBLE {
-                    entries.push((idx, w));
+                let add = w > NEGLIGIBLE;
+                let own = draws[b].0 == j;
+                if add || own {
+                    entries.push((idx, w, add, own));
                     batch.extend(
                         r0.iter()
                             .zip(r1)
@@ -334,14 +392,26 @@ fn run_block(
             &mut tmp,
             &mut back,
         );
-        for (e, &(idx, w)) in entries.iter().enumerate() {
-            let dst = &mut acc[idx * d..(idx + 1) * d];
-            for ((a, mu), bk) in dst
-                .iter_mut()
-                .zip(&comp.mean)
-                .zip(&back[e * d..(e + 1) * d])
-            {
-                *a += w * (mu + bk);
+        for (e, &(idx, w, add, own)) in entries.iter().enumerate() {
+            let back_e = &back[e * d..(e + 1) * d];
+            if own {
+                let (_, x0, x1) = &draws[idx % m];
+                own_err[idx] = x1
+                    .iter()
+                    .zip(x0)
+                    .zip(&comp.mean)
+                    .zip(back_e)
+                    .map(|(((z1, z0), mu), bk)| {
+                        let r = (z1 - z0) - (mu + bk);
+                        r * r
+                    })
+                    .sum();
+            }
+            if add {
+                let dst = &mut acc[idx * d..(idx + 1) * d];
+                for ((a, mu), bk) in dst.iter_mut().zip(&comp.mean).zip(back_e) {
+                    *a += w * (mu + bk);
+                }
             }
         }
     }
@@ -364,8 +434,16 @@ fn run_block(
                         .sum()
                 })
                 .collect();
-            let integral = errs.iter().zip(nodes).map(|(e, n)| e * n.2).sum();
-            (integral, errs)
+            let excess_at: Vec<f64> = errs
+                .iter()
+                .enumerate()
+                .map(|(q, e)| e - own_err[q * m + b])
+                .collect();
+            Draw {
+                excess: excess_at.iter().zip(nodes).map(|(e, n)| e * n.2).sum(),
+                plain: errs.iter().zip(nodes).map(|(e, n)| e * n.2).sum(),
+                excess_at,
+            }
         })
         .collect()
 }

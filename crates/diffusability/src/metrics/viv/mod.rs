@@ -202,29 +202,31 @@ fn fit_class(
         Ok(f) => f,
         Err(why) => return skip(why),
     };
-    let (spectrum, component) = if want_component {
+    // The spectrum always comes from the eigenvalue-only solver, so the default keys do not depend on
+    // whether viv_marginal (which also needs eigenvectors) was asked for.
+    let Some((lc, ls)) =
+        linalg::sym_eigvals(fit.sigma_c.as_ref()).zip(linalg::sym_eigvals(fit.sigma_s.as_ref()))
+    else {
+        return skip(Degenerate::NonFinite);
+    };
+    let spectrum = Spectrum::new(&lc, &ls);
+    let component = if want_component {
         let Some(((lc, uc), (ls, us))) =
             linalg::sym_eigen(fit.sigma_c.as_ref()).zip(linalg::sym_eigen(fit.sigma_s.as_ref()))
         else {
             return skip(Degenerate::NonFinite);
         };
-        let sp = Spectrum::new(&lc, &ls);
-        let comp = marginal::Component {
+        let clip = |v: Vec<f64>| v.into_iter().map(|x| x.max(0.0)).collect();
+        Some(marginal::Component {
             weight: n as f64,
             mean: res.into_mean(),
-            lc: sp.lc.clone(),
+            lc: clip(lc),
             uc,
-            ls: sp.ls.clone(),
+            ls: clip(ls),
             us,
-        };
-        (sp, Some(comp))
+        })
     } else {
-        let Some((lc, ls)) = linalg::sym_eigvals(fit.sigma_c.as_ref())
-            .zip(linalg::sym_eigvals(fit.sigma_s.as_ref()))
-        else {
-            return skip(Degenerate::NonFinite);
-        };
-        (Spectrum::new(&lc, &ls), None)
+        None
     };
     let Some(anisotropy) = spectrum.anisotropy() else {
         return skip(Degenerate::Identical);
@@ -550,6 +552,8 @@ fn compute(ctx: &Context<'_>, params: &Params) -> Result<Output> {
                 "samples_per_node": samples,
                 "nodes": nodes_q,
                 "classes": comps.len(),
+                "conditional": est.conditional,
+                "plain": {"value": est.plain_value, "std_error": est.plain_std_error},
                 "curve": {"t": est.t, "v": est.v},
             }),
         );
