@@ -7,7 +7,11 @@ pub fn families() -> &'static [&'static Family] {
     FAMILIES
 }
 
-static FAMILIES: &[&Family] = &[&super::separability::LNC, &super::separability::PROBE];
+static FAMILIES: &[&Family] = &[
+    &super::viv::FAMILY,
+    &super::separability::LNC,
+    &super::separability::PROBE,
+];
 
 /// Every metric key, in report order.
 pub fn metrics() -> impl Iterator<Item = (&'static Family, &'static MetricInfo)> {

@@ -5,3 +5,4 @@ mod example;
 mod io;
 mod separability;
 mod synth;
+mod viv;
