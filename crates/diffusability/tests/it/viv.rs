@@ -908,7 +908,7 @@ fn no_fittable_class_gives_no_metrics_and_a_warning() {
         Some(vec![0, 1]),
     );
     let opts = RunOptions {
-        selection: Selection::Default,
+        selection: viv_defaults(),
         normalize: Normalize::None,
         threads: Threads(1),
         ..Default::default()
@@ -1021,7 +1021,7 @@ fn progress_counts_classes() {
     let ds = dataset(4, 4, 4, data, Some(labels));
     let p = Counting::default();
     let opts = RunOptions {
-        selection: Selection::Default,
+        selection: viv_defaults(),
         threads: Threads(2),
         ..Default::default()
     };
@@ -1029,4 +1029,19 @@ fn progress_counts_classes() {
     assert_eq!(p.begun.load(Ordering::SeqCst), 4);
     assert_eq!(p.advanced.load(Ordering::SeqCst), 4);
     assert_eq!(p.ended.load(Ordering::SeqCst), 1);
+}
+
+/// The default VIV keys, so these tests see only the VIV family whatever else the registry holds.
+fn viv_defaults() -> Selection {
+    Selection::List(
+        [
+            "viv",
+            "viv_per_dim",
+            "viv_total_variance",
+            "viv_anisotropy",
+            "viv_logit_normal",
+        ]
+        .map(String::from)
+        .to_vec(),
+    )
 }
