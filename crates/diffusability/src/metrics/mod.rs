@@ -7,6 +7,8 @@
 pub mod params;
 pub mod registry;
 pub mod run;
+pub mod smoothness;
+pub mod spatial;
 
 pub use params::{ParamKind, ParamSpec, ParamValue, Params};
 pub use run::{RunOptions, Selection, run};

@@ -7,7 +7,11 @@ pub fn families() -> &'static [&'static Family] {
     FAMILIES
 }
 
-static FAMILIES: &[&Family] = &[];
+static FAMILIES: &[&Family] = &[
+    &super::spatial::SPATIAL,
+    &super::spatial::SRSS,
+    &super::smoothness::SMOOTHNESS,
+];
 
 /// Every metric key, in report order.
 pub fn metrics() -> impl Iterator<Item = (&'static Family, &'static MetricInfo)> {

@@ -1,3 +1,4 @@
 //! Statistics building blocks shared by metrics.
 
+pub mod dct;
 pub mod rng;

@@ -1,0 +1,263 @@
+//! The per-image cosine Gram matrix of latent tokens and the distance structure of the token grid,
+//! shared by the iREPA spatial metrics [ref: End2End-Diffusion/iREPA `metrics/spatial_metrics.py`].
+//!
+//! A latent sample `(C, H, W)` is `S = H*W` tokens (C-vectors), token index `y*W + x`. Each token is
+//! L2-normalized (`u / max(||u||, 1e-8)`), and `G = U U^T` (`S x S`) is one faer GEMM per image. The
+//! metrics only ever need sums of `G` over token pairs at given Manhattan distances, so the grid's
+//! distance classes are precomputed once per `(H, W, params)` as pair counts and index lists.
+
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef, Par};
+
+/// Token norms below this are treated as this (iREPA's `F.normalize(eps=1e-8)`).
+pub const TOKEN_EPS: f64 = 1e-8;
+
+/// The `h x w` token grid and its Manhattan distances `|dy| + |dx|`.
+#[derive(Clone, Debug)]
+pub struct Grid {
+    pub h: usize,
+    pub w: usize,
+    /// Ordered pairs `(i, j)` at each distance `d = 0..=h+w-2` (`d = 0`: the `S` pairs `(i, i)`).
+    pair_counts: Vec<u64>,
+}
+
+impl Grid {
+    pub fn new(h: usize, w: usize) -> Grid {
+        let mut pair_counts = vec![0u64; h + w - 1];
+        // Pairs at offset (dy, dx) number (h - |dy|) (w - |dx|).
+        for dy in 0..h {
+            for dx in 0..w {
+                let n = ((h - dy) * (w - dx)) as u64;
+                let mult = match (dy, dx) {
+                    (0, 0) => 1,
+                    (0, _) | (_, 0) => 2,
+                    _ => 4,
+                };
+                pair_counts[dy + dx] += mult * n;
+            }
+        }
+        Grid { h, w, pair_counts }
+    }
+
+    /// Tokens per image.
+    pub fn s(&self) -> usize {
+        self.h * self.w
+    }
+
+    /// The largest distance on the grid, `h + w - 2`.
+    pub fn max_dist(&self) -> usize {
+        self.h + self.w - 2
+    }
+
+    /// Manhattan distance between tokens `i` and `j`.
+    pub fn dist(&self, i: usize, j: usize) -> usize {
+        let (yi, xi) = (i / self.w, i % self.w);
+        let (yj, xj) = (j / self.w, j % self.w);
+        yi.abs_diff(yj) + xi.abs_diff(xj)
+    }
+
+    /// Ordered pairs at each distance `0..=max_dist`.
+    pub fn pair_counts(&self) -> &[u64] {
+        &self.pair_counts
+    }
+
+    /// For every token `i`, the tokens `j` with `lo <= d(i, j) <= hi`, in ascending order.
+    pub fn neighbours(&self, lo: usize, hi: usize) -> Neighbours {
+        let s = self.s();
+        let mut start = Vec::with_capacity(s + 1);
+        let mut idx = Vec::new();
+        start.push(0);
+        for i in 0..s {
+            let (yi, xi) = ((i / self.w) as isize, (i % self.w) as isize);
+            let r = hi.min(self.max_dist()) as isize;
+            for y in (yi - r).max(0)..=(yi + r).min(self.h as isize - 1) {
+                for x in (xi - r).max(0)..=(xi + r).min(self.w as isize - 1) {
+                    let d = (y - yi).unsigned_abs() + (x - xi).unsigned_abs();
+                    if d >= lo && d <= hi {
+                        idx.push((y as usize * self.w + x as usize) as u32);
+                    }
+                }
+            }
+            start.push(idx.len());
+        }
+        Neighbours { start, idx }
+    }
+}
+
+/// Index lists per token (compressed rows).
+#[derive(Clone, Debug)]
+pub struct Neighbours {
+    start: Vec<usize>,
+    idx: Vec<u32>,
+}
+
+impl Neighbours {
+    /// The tokens listed for token `i`.
+    pub fn of(&self, i: usize) -> &[u32] {
+        &self.idx[self.start[i]..self.start[i + 1]]
+    }
+}
+
+/// L2-normalizes, in place, each of the `s` tokens of a channel-major sample `x` (`c*s` values,
+/// `x[ch*s + i]`): `u_i = x_i / max(||x_i||, 1e-8)`, norms accumulated in f64. `norms` is scratch of
+/// `s` values. Cost `O(c s)`.
+pub fn normalize_tokens(x: &mut [f32], c: usize, s: usize, norms: &mut [f64]) {
+    norms[..s].fill(0.0);
+    for ch in x.chunks_exact(s).take(c) {
+        for (n, &v) in norms.iter_mut().zip(ch) {
+            *n += v as f64 * v as f64;
+        }
+    }
+    for n in norms[..s].iter_mut() {
+        *n = 1.0 / n.sqrt().max(TOKEN_EPS);
+    }
+    for ch in x.chunks_exact_mut(s).take(c) {
+        for (v, &k) in ch.iter_mut().zip(norms.iter()) {
+            *v = (*v as f64 * k) as f32;
+        }
+    }
+}
+
+/// The cosine Gram matrix `G = U U^T` (`s x s`, written to `g`, symmetric so either layout reads the
+/// same) of the unit tokens `u` (channel-major, `c*s` values: `U` is `u` seen column-major). One f32
+/// GEMM, `O(s^2 c)`, sequential (callers parallelize over images).
+pub fn gram(u: &[f32], c: usize, s: usize, g: &mut [f32]) {
+    let ut = MatRef::from_column_major_slice(&u[..c * s], s, c);
+    let dst = MatMut::from_column_major_slice_mut(&mut g[..s * s], s, s);
+    matmul(dst, Accum::Replace, ut, ut.transpose(), 1.0f32, Par::Seq);
+}
+
+/// The rows `anchors` of the Gram matrix: `R = U_a U^T` (`anchors.len() x s`, row-major in `r`),
+/// `U_a` gathered into `rows` (scratch of `anchors.len() * c`). One f32 GEMM, `O(|a| s c)`.
+pub fn gram_rows(u: &[f32], c: usize, s: usize, anchors: &[usize], rows: &mut [f32], r: &mut [f32]) {
+    let m = anchors.len();
+    for ch in 0..c {
+        let src = &u[ch * s..(ch + 1) * s];
+        for (dst, &i) in rows[ch * m..(ch + 1) * m].iter_mut().zip(anchors) {
+            *dst = src[i];
+        }
+    }
+    let ua = MatRef::from_column_major_slice(&rows[..m * c], m, c);
+    let ut = MatRef::from_column_major_slice(&u[..c * s], s, c);
+    let dst = MatMut::from_row_major_slice_mut(&mut r[..m * s], m, s);
+    matmul(dst, Accum::Replace, ua, ut.transpose(), 1.0f32, Par::Seq);
+}
+
+/// Sums of `G` over the ordered token pairs at each distance: `out[d] = sum_{d(i,j) = d} G_ij` for
+/// `d = 0..=h+w-2`, accumulated in f64. `diag` is scratch of `h * (2w - 1)` values.
+///
+/// For rows `y`, `y'` of the grid the `w x w` block of `G` has distance `|y - y'| + |x - x'|`, constant
+/// along its diagonals; the block's diagonal sums are added into `diag[|y - y'|]` with one shifted,
+/// vectorizable slice add per token, then folded by distance. `O(s^2)`.
+pub fn distance_sums(g: &[f32], grid: &Grid, diag: &mut [f64], out: &mut [f64]) {
+    let (h, w, s) = (grid.h, grid.w, grid.s());
+    let k = 2 * w - 1;
+    diag[..h * k].fill(0.0);
+    for y in 0..h {
+        for x in 0..w {
+            let row = &g[(y * w + x) * s..(y * w + x + 1) * s];
+            for y2 in 0..h {
+                // Entry x' lands at diagonal x' - x + (w - 1).
+                let acc = &mut diag[y.abs_diff(y2) * k + (w - 1 - x)..][..w];
+                for (a, &v) in acc.iter_mut().zip(&row[y2 * w..(y2 + 1) * w]) {
+                    *a += v as f64;
+                }
+            }
+        }
+    }
+    out[..=grid.max_dist()].fill(0.0);
+    for dy in 0..h {
+        for kk in 0..k {
+            out[dy + kk.abs_diff(w - 1)] += diag[dy * k + kk];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens(c: usize, s: usize, seed: u64) -> Vec<f32> {
+        let mut x = seed;
+        (0..c * s)
+            .map(|_| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((x >> 33) as f64 / (1u64 << 31) as f64 - 0.5) as f32
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pair_counts_match_brute_force() {
+        for (h, w) in [(1, 1), (3, 5), (16, 16), (4, 1)] {
+            let g = Grid::new(h, w);
+            let mut want = vec![0u64; h + w - 1];
+            for i in 0..h * w {
+                for j in 0..h * w {
+                    want[g.dist(i, j)] += 1;
+                }
+            }
+            assert_eq!(g.pair_counts(), &want[..], "{h}x{w}");
+            let nb = g.neighbours(2, 3);
+            for i in 0..h * w {
+                let brute: Vec<u32> = (0..h * w)
+                    .filter(|&j| (2..=3).contains(&g.dist(i, j)))
+                    .map(|j| j as u32)
+                    .collect();
+                assert_eq!(nb.of(i), &brute[..]);
+            }
+        }
+    }
+
+    #[test]
+    fn distance_sums_and_rows_match_brute_force() {
+        let (c, h, w) = (5, 4, 6);
+        let s = h * w;
+        let grid = Grid::new(h, w);
+        let mut u = tokens(c, s, 3);
+        let mut norms = vec![0.0; s];
+        normalize_tokens(&mut u, c, s, &mut norms);
+        let dot = |i: usize, j: usize| -> f64 {
+            (0..c)
+                .map(|ch| u[ch * s + i] as f64 * u[ch * s + j] as f64)
+                .sum()
+        };
+        for i in 0..s {
+            assert!((dot(i, i) - 1.0).abs() < 1e-6);
+        }
+        let mut g = vec![0.0; s * s];
+        gram(&u, c, s, &mut g);
+        let mut diag = vec![0.0; h * (2 * w - 1)];
+        let mut sums = vec![0.0; h + w - 1];
+        distance_sums(&g, &grid, &mut diag, &mut sums);
+        let mut want = vec![0.0; h + w - 1];
+        for i in 0..s {
+            for j in 0..s {
+                assert!((g[i * s + j] as f64 - dot(i, j)).abs() < 1e-6);
+                want[grid.dist(i, j)] += dot(i, j);
+            }
+        }
+        for (a, b) in sums.iter().zip(&want) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+        let anchors = [0, 7, 23];
+        let mut rows = vec![0.0; anchors.len() * c];
+        let mut r = vec![0.0; anchors.len() * s];
+        gram_rows(&u, c, s, &anchors, &mut rows, &mut r);
+        for (a, &i) in anchors.iter().enumerate() {
+            for j in 0..s {
+                assert!((r[a * s + j] as f64 - dot(i, j)).abs() < 1e-6);
+            }
+        }
+    }
+
+    #[test]
+    fn zero_tokens_stay_zero() {
+        let mut x = vec![0.0f32; 6];
+        x[1] = 3.0;
+        x[4] = 4.0;
+        let mut n = vec![0.0; 3];
+        normalize_tokens(&mut x, 2, 3, &mut n);
+        assert_eq!(x, vec![0.0, 0.6, 0.0, 0.0, 0.8, 0.0]);
+    }
+}

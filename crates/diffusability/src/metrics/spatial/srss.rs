@@ -1,0 +1,198 @@
+//! SRSS, semantic-region self-similarity [ref: End2End-Diffusion/iREPA `metrics/spatial_metrics.py`,
+//! `metric_srss`; image filter: `metrics/spatial_metrics_comparison.py`, `load_and_filter_masks`].
+//!
+//! Per foreground anchor `i`: `pos_i` = mean cosine to the foreground tokens at distance `1..=dpos`,
+//! `neg_i` = mean cosine to the background tokens at distance `>= dneg`; anchors with both are valid,
+//! and the image's value is the mean of `pos_i - neg_i` over them. Images enter only with at least a
+//! quarter of their tokens foreground and a quarter background (64 and 64 on 16 x 16); an image with no
+//! valid anchor has no value (iREPA's NaN, left out by its `nanmean`).
+
+use super::gram::{Grid, Neighbours, gram_rows};
+
+/// What one image gives.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum SrssImage {
+    Value(f64),
+    /// Fewer foreground tokens than the minimum (the count is given).
+    FewForeground(usize),
+    /// Fewer background tokens than the minimum.
+    FewBackground(usize),
+    /// No foreground anchor has both a foreground token within `dpos` and a background token at
+    /// `>= dneg`.
+    NoValidAnchor,
+}
+
+/// SRSS on one grid: the precomputed index lists of its distance windows.
+#[derive(Clone, Debug)]
+pub struct Srss {
+    s: usize,
+    /// Tokens at distance `1..=dpos` (the positive window, self excluded).
+    pos: Neighbours,
+    /// Tokens at distance `< dneg`: the complement of the negative window.
+    near: Neighbours,
+    min_tokens: usize,
+}
+
+/// Per-thread buffers of [`Srss::image`].
+#[derive(Default)]
+pub struct SrssScratch {
+    anchors: Vec<usize>,
+    rows: Vec<f32>,
+    r: Vec<f32>,
+    bg: Vec<f32>,
+}
+
+impl Srss {
+    /// SRSS with positive window `1..=dpos` and negative window `>= dneg` (both `>= 1`).
+    pub fn new(grid: &Grid, dpos: usize, dneg: usize) -> Srss {
+        let s = grid.s();
+        Srss {
+            s,
+            pos: grid.neighbours(1, dpos),
+            near: grid.neighbours(0, dneg - 1),
+            min_tokens: s.div_ceil(4),
+        }
+    }
+
+    /// Foreground and background tokens an image needs: a quarter of the grid, rounded up.
+    pub fn min_tokens(&self) -> usize {
+        self.min_tokens
+    }
+
+    /// SRSS of one image from its unit tokens `u` (channel-major, `c*s`) and foreground flags `fg`.
+    ///
+    /// The Gram rows of the foreground anchors come from one GEMM (`n_fg x s`, `O(n_fg s c)`); then
+    /// per anchor `neg_i = (sum over all background j of G_ij) - (sum over background j closer than
+    /// dneg)`, which reads the row once densely and the short near list, and `pos_i` reads the
+    /// positive list. Sums in f64.
+    pub fn image(&self, u: &[f32], c: usize, fg: &[bool], sc: &mut SrssScratch) -> SrssImage {
+        let s = self.s;
+        sc.anchors.clear();
+        sc.anchors.extend((0..s).filter(|&i| fg[i]));
+        let n_fg = sc.anchors.len();
+        let n_bg = s - n_fg;
+        if n_fg < self.min_tokens {
+            return SrssImage::FewForeground(n_fg);
+        }
+        if n_bg < self.min_tokens {
+            return SrssImage::FewBackground(n_bg);
+        }
+        sc.rows.resize(n_fg * c, 0.0);
+        sc.r.resize(n_fg * s, 0.0);
+        gram_rows(u, c, s, &sc.anchors, &mut sc.rows, &mut sc.r);
+        sc.bg.clear();
+        sc.bg.extend(fg[..s].iter().map(|&f| if f { 0.0 } else { 1.0 }));
+
+        let (mut total, mut valid) = (0.0f64, 0usize);
+        for (a, &i) in sc.anchors.iter().enumerate() {
+            let row = &sc.r[a * s..(a + 1) * s];
+            let (mut pos, mut n_pos) = (0.0f64, 0usize);
+            for &j in self.pos.of(i) {
+                if fg[j as usize] {
+                    pos += row[j as usize] as f64;
+                    n_pos += 1;
+                }
+            }
+            let (mut near, mut n_near) = (0.0f64, 0usize);
+            for &j in self.near.of(i) {
+                if !fg[j as usize] {
+                    near += row[j as usize] as f64;
+                    n_near += 1;
+                }
+            }
+            let n_neg = n_bg - n_near;
+            if n_pos > 0 && n_neg > 0 {
+                let neg = dot_f64(row, &sc.bg) - near;
+                total += pos / n_pos as f64 - neg / n_neg as f64;
+                valid += 1;
+            }
+        }
+        if valid == 0 {
+            SrssImage::NoValidAnchor
+        } else {
+            SrssImage::Value(total / valid as f64)
+        }
+    }
+}
+
+/// `sum_k a_k b_k` in f64 over eight fixed lanes (vectorizable, and the same order on every run).
+fn dot_f64(a: &[f32], b: &[f32]) -> f64 {
+    let mut lanes = [0.0f64; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for k in 0..8 {
+            lanes[k] += x[k] as f64 * y[k] as f64;
+        }
+    }
+    let mut tail = 0.0;
+    for (x, y) in ra.iter().zip(rb) {
+        tail += *x as f64 * *y as f64;
+    }
+    lanes.iter().sum::<f64>() + tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::gram::normalize_tokens;
+    use super::*;
+
+    /// The definition over the full Gram matrix, as iREPA writes it.
+    fn brute(u: &[f32], c: usize, grid: &Grid, fg: &[bool], dpos: usize, dneg: usize) -> f64 {
+        let s = grid.s();
+        let dot = |i: usize, j: usize| -> f64 {
+            (0..c)
+                .map(|ch| u[ch * s + i] as f64 * u[ch * s + j] as f64)
+                .sum()
+        };
+        let (mut tot, mut n) = (0.0, 0);
+        for i in (0..s).filter(|&i| fg[i]) {
+            let (mut p, mut np, mut q, mut nq) = (0.0, 0, 0.0, 0);
+            for j in 0..s {
+                let d = grid.dist(i, j);
+                if fg[j] && d >= 1 && d <= dpos {
+                    p += dot(i, j);
+                    np += 1;
+                }
+                if !fg[j] && d >= dneg {
+                    q += dot(i, j);
+                    nq += 1;
+                }
+            }
+            if np > 0 && nq > 0 {
+                tot += p / np as f64 - q / nq as f64;
+                n += 1;
+            }
+        }
+        tot / n as f64
+    }
+
+    #[test]
+    fn matches_brute_force_and_filters() {
+        let (c, h, w) = (3, 8, 8);
+        let s = h * w;
+        let grid = Grid::new(h, w);
+        let mut u: Vec<f32> = (0..c * s).map(|k| ((k * 7919 % 113) as f32 - 56.0) / 30.0).collect();
+        let mut norms = vec![0.0; s];
+        normalize_tokens(&mut u, c, s, &mut norms);
+        let fg: Vec<bool> = (0..s).map(|i| (i % w) < 3 || i % 11 == 0).collect();
+        let mut sc = SrssScratch::default();
+        for (dpos, dneg) in [(1, 6), (2, 3), (1, 1)] {
+            let srss = Srss::new(&grid, dpos, dneg);
+            let SrssImage::Value(v) = srss.image(&u, c, &fg, &mut sc) else {
+                panic!("no value")
+            };
+            let want = brute(&u, c, &grid, &fg, dpos, dneg);
+            assert!((v - want).abs() < 1e-6, "{v} vs {want}");
+        }
+        let srss = Srss::new(&grid, 1, 6);
+        assert_eq!(srss.min_tokens(), 16);
+        let few: Vec<bool> = (0..s).map(|i| i < 15).collect();
+        assert_eq!(srss.image(&u, c, &few, &mut sc), SrssImage::FewForeground(15));
+        let many: Vec<bool> = (0..s).map(|i| i >= 15).collect();
+        assert_eq!(srss.image(&u, c, &many, &mut sc), SrssImage::FewBackground(15));
+        // Foreground in isolated tokens: no anchor has a foreground neighbour.
+        let sparse: Vec<bool> = (0..s).map(|i| (i / w + i % w) % 2 == 0).collect();
+        assert_eq!(srss.image(&u, c, &sparse, &mut sc), SrssImage::NoValidAnchor);
+    }
+}
