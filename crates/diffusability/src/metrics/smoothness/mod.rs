@@ -6,7 +6,9 @@ pub mod local_corr;
 pub mod sec;
 
 use super::params::DefaultValue;
-use super::{Context, Family, MetricInfo, Needs, Output, ParamKind, ParamSpec, Params, Perspective};
+use super::{
+    Context, Family, MetricInfo, Needs, Output, ParamKind, ParamSpec, Params, Perspective,
+};
 use crate::error::Result;
 use serde_json::json;
 

@@ -39,20 +39,25 @@ impl Cds {
         &self.ds
     }
 
-    /// The curve `s_d` of one image, for each fitted distance, from its distance sums.
+    /// The curve `s_d`, for each fitted distance, from the distance sums of one image or their mean
+    /// over images (the mean curve).
     pub fn curve(&self, sums: &[f64], out: &mut [f64]) {
         for ((o, &d), &n) in out.iter_mut().zip(&self.ds).zip(&self.pairs) {
             *o = sums[d] / n;
         }
     }
 
-    /// CDS of one curve: `-sum_k (s_k - mean s) x0_k / max(sum_k x0_k^2, 1e-12)`; 0 with no distance.
+    /// CDS of one curve (linear in it, so the CDS of the mean curve is the mean CDS): `-sum_k (s_k - mean s) x0_k / max(sum_k x0_k^2, 1e-12)`; 0 with no distance.
     pub fn value(&self, curve: &[f64]) -> f64 {
         if self.ds.is_empty() {
             return 0.0;
         }
         let mean = curve.iter().sum::<f64>() / curve.len() as f64;
-        let num: f64 = curve.iter().zip(&self.x0).map(|(s, x)| (s - mean) * x).sum();
+        let num: f64 = curve
+            .iter()
+            .zip(&self.x0)
+            .map(|(s, x)| (s - mean) * x)
+            .sum();
         -num / self.denom
     }
 }
@@ -66,7 +71,11 @@ mod tests {
         let grid = Grid::new(16, 16);
         let cds = Cds::new(&grid, 8);
         assert_eq!(cds.distances(), &[1, 2, 3, 4, 5, 6, 7, 8]);
-        let curve: Vec<f64> = cds.distances().iter().map(|&d| 0.9 - 0.05 * d as f64).collect();
+        let curve: Vec<f64> = cds
+            .distances()
+            .iter()
+            .map(|&d| 0.9 - 0.05 * d as f64)
+            .collect();
         assert!((cds.value(&curve) - 0.05).abs() < 1e-15);
         // A 1x1 grid has no distance to fit: 0, as iREPA.
         assert_eq!(Cds::new(&Grid::new(1, 1), 8).value(&[]), 0.0);

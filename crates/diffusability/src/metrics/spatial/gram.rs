@@ -6,6 +6,7 @@
 //! metrics only ever need sums of `G` over token pairs at given Manhattan distances, so the grid's
 //! distance classes are precomputed once per `(H, W, params)` as pair counts and index lists.
 
+use super::kernels;
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 
@@ -102,20 +103,7 @@ impl Neighbours {
 /// `x[ch*s + i]`): `u_i = x_i / max(||x_i||, 1e-8)`, norms accumulated in f64. `norms` is scratch of
 /// `s` values. Cost `O(c s)`.
 pub fn normalize_tokens(x: &mut [f32], c: usize, s: usize, norms: &mut [f64]) {
-    norms[..s].fill(0.0);
-    for ch in x.chunks_exact(s).take(c) {
-        for (n, &v) in norms.iter_mut().zip(ch) {
-            *n += v as f64 * v as f64;
-        }
-    }
-    for n in norms[..s].iter_mut() {
-        *n = 1.0 / n.sqrt().max(TOKEN_EPS);
-    }
-    for ch in x.chunks_exact_mut(s).take(c) {
-        for (v, &k) in ch.iter_mut().zip(norms.iter()) {
-            *v = (*v as f64 * k) as f32;
-        }
-    }
+    kernels::normalize_tokens(x, c, s, TOKEN_EPS, norms);
 }
 
 /// The cosine Gram matrix `G = U U^T` (`s x s`, written to `g`, symmetric so either layout reads the
@@ -129,7 +117,14 @@ pub fn gram(u: &[f32], c: usize, s: usize, g: &mut [f32]) {
 
 /// The rows `anchors` of the Gram matrix: `R = U_a U^T` (`anchors.len() x s`, row-major in `r`),
 /// `U_a` gathered into `rows` (scratch of `anchors.len() * c`). One f32 GEMM, `O(|a| s c)`.
-pub fn gram_rows(u: &[f32], c: usize, s: usize, anchors: &[usize], rows: &mut [f32], r: &mut [f32]) {
+pub fn gram_rows(
+    u: &[f32],
+    c: usize,
+    s: usize,
+    anchors: &[usize],
+    rows: &mut [f32],
+    r: &mut [f32],
+) {
     let m = anchors.len();
     for ch in 0..c {
         let src = &u[ch * s..(ch + 1) * s];
@@ -143,32 +138,81 @@ pub fn gram_rows(u: &[f32], c: usize, s: usize, anchors: &[usize], rows: &mut [f
     matmul(dst, Accum::Replace, ua, ut.transpose(), 1.0f32, Par::Seq);
 }
 
-/// Sums of `G` over the ordered token pairs at each distance: `out[d] = sum_{d(i,j) = d} G_ij` for
-/// `d = 0..=h+w-2`, accumulated in f64. `diag` is scratch of `h * (2w - 1)` values.
+/// The sum over images of their Gram matrices, `sum_b G_b`, folded by grid-row offset: in f64,
+/// `blocks[dy][x][x'] = sum_b sum_y G_b((y, x), (y - dy, x'))` for `dy = 0..h`. That is all LDS and
+/// CDS read: a pair's distance is `dy + |x - x'|`, and the pairs with `y' > y` mirror those with
+/// `y' < y`. Both metrics are linear in `G`, so the mean over images of their per-image values is
+/// their value on `sum_b G_b / N`, and the distance classes are read once per chunk of images.
 ///
-/// For rows `y`, `y'` of the grid the `w x w` block of `G` has distance `|y - y'| + |x - x'|`, constant
-/// along its diagonals; the block's diagonal sums are added into `diag[|y - y'|]` with one shifted,
-/// vectorizable slice add per token, then folded by distance. `O(s^2)`.
-pub fn distance_sums(g: &[f32], grid: &Grid, diag: &mut [f64], out: &mut [f64]) {
-    let (h, w, s) = (grid.h, grid.w, grid.s());
-    let k = 2 * w - 1;
-    diag[..h * k].fill(0.0);
-    for y in 0..h {
-        for x in 0..w {
-            let row = &g[(y * w + x) * s..(y * w + x + 1) * s];
-            for y2 in 0..h {
-                // Entry x' lands at diagonal x' - x + (w - 1).
-                let acc = &mut diag[y.abs_diff(y2) * k + (w - 1 - x)..][..w];
-                for (a, &v) in acc.iter_mut().zip(&row[y2 * w..(y2 + 1) * w]) {
-                    *a += v as f64;
-                }
+/// Each image costs GEMMs over bands of grid rows (`U_band U^T` restricted to the columns up to the
+/// band's end: about half the full Gram's `s^2 c` work) and one f64 add per entry with `y' <= y`.
+/// Memory `O(s w)`, so large grids stay affordable.
+pub struct GramSum {
+    h: usize,
+    w: usize,
+    s: usize,
+    c: usize,
+    /// Grid rows per GEMM band.
+    band: usize,
+    blocks: Vec<f64>,
+    buf: Vec<f32>,
+}
+
+impl GramSum {
+    /// An empty sum for `c`-channel images on `grid`.
+    pub fn new(grid: &Grid, c: usize) -> GramSum {
+        let (h, w, s) = (grid.h, grid.w, grid.s());
+        // Bands of ~32 tokens: small enough to skip most of the upper triangle, large enough for
+        // efficient GEMM tiles.
+        let band = 32usize.div_ceil(w).clamp(1, h.max(1));
+        GramSum {
+            h,
+            w,
+            s,
+            c,
+            band,
+            blocks: vec![0.0; h * w * w],
+            buf: vec![0.0; s * band * w],
+        }
+    }
+
+    /// Adds the Gram matrix of one image's unit tokens `u` (channel-major, `c*s` values).
+    pub fn add(&mut self, u: &[f32]) {
+        let (w, s, c) = (self.w, self.s, self.c);
+        let ut = MatRef::from_column_major_slice(&u[..c * s], s, c);
+        for y0 in (0..self.h).step_by(self.band) {
+            let y1 = (y0 + self.band).min(self.h);
+            let (r0, r1) = (y0 * w, y1 * w);
+            let m = r1 - r0;
+            // Column t' of the result is G(0..r1, r0 + t') = row r0 + t' of G up to column r1.
+            let dst = MatMut::from_column_major_slice_mut(&mut self.buf[..r1 * m], r1, m);
+            matmul(
+                dst,
+                Accum::Replace,
+                ut.subrows(0, r1),
+                ut.subrows(r0, m).transpose(),
+                1.0f32,
+                Par::Seq,
+            );
+            for tt in 0..m {
+                let t = r0 + tt;
+                let row = &self.buf[tt * r1..(tt + 1) * r1];
+                kernels::add_row_blocks(&mut self.blocks, row, t / w, t % w, w);
             }
         }
     }
-    out[..=grid.max_dist()].fill(0.0);
-    for dy in 0..h {
-        for kk in 0..k {
-            out[dy + kk.abs_diff(w - 1)] += diag[dy * k + kk];
+
+    /// Adds to `out[d]` the sum of the accumulated `G` over the ordered pairs at distance `d`
+    /// (`d = 0..=h+w-2`): offsets `dy > 0` count twice (their mirror pairs), `dy = 0` once.
+    pub fn add_distance_sums(&self, out: &mut [f64]) {
+        let w = self.w;
+        for (dy, block) in self.blocks.chunks_exact(w * w).enumerate() {
+            let weight = if dy > 0 { 2.0 } else { 1.0 };
+            for (x, row) in block.chunks_exact(w).enumerate() {
+                for (x2, &v) in row.iter().enumerate() {
+                    out[dy + x.abs_diff(x2)] += weight * v;
+                }
+            }
         }
     }
 }
@@ -181,7 +225,9 @@ mod tests {
         let mut x = seed;
         (0..c * s)
             .map(|_| {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 ((x >> 33) as f64 / (1u64 << 31) as f64 - 0.5) as f32
             })
             .collect()
@@ -227,9 +273,6 @@ mod tests {
         }
         let mut g = vec![0.0; s * s];
         gram(&u, c, s, &mut g);
-        let mut diag = vec![0.0; h * (2 * w - 1)];
-        let mut sums = vec![0.0; h + w - 1];
-        distance_sums(&g, &grid, &mut diag, &mut sums);
         let mut want = vec![0.0; h + w - 1];
         for i in 0..s {
             for j in 0..s {
@@ -237,8 +280,14 @@ mod tests {
                 want[grid.dist(i, j)] += dot(i, j);
             }
         }
+        // Two images: the sum is twice the single image's.
+        let mut sum = GramSum::new(&grid, c);
+        sum.add(&u);
+        sum.add(&u);
+        let mut sums = vec![0.0; h + w - 1];
+        sum.add_distance_sums(&mut sums);
         for (a, b) in sums.iter().zip(&want) {
-            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+            assert!((a - 2.0 * b).abs() < 1e-5, "{a} vs {b}");
         }
         let anchors = [0, 7, 23];
         let mut rows = vec![0.0; anchors.len() * c];

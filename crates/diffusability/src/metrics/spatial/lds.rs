@@ -34,8 +34,8 @@ impl Lds {
         self.near_pairs > 0
     }
 
-    /// `(local, far)` of one image from its distance sums `sums[d] = sum_{d(i,j)=d} G_ij` (ordered
-    /// pairs): `local = sums[1] / #pairs(1)` (the mean over unordered neighbour pairs: `G` is
+    /// `(local, far)` from distance sums `sums[d] = sum_{d(i,j)=d} G_ij` (ordered pairs) of one image,
+    /// or their mean over images (which gives the mean of the per-image values: both are linear): `local = sums[1] / #pairs(1)` (the mean over unordered neighbour pairs: `G` is
     /// symmetric), `far = sum_{d >= far} sums[d] / max(#pairs(d >= far), 1)`. `local` is NaN on a
     /// `1 x 1` grid, as iREPA's mean of nothing. LDS is `local - far`. `O(h + w)`.
     pub fn parts(&self, sums: &[f64]) -> (f64, f64) {

@@ -7,22 +7,25 @@
 
 pub mod cds;
 pub mod gram;
+pub mod kernels;
 pub mod lds;
 pub mod rmsc;
 pub mod srss;
 
 use super::params::DefaultValue;
-use super::{Context, Family, MetricInfo, Needs, Output, ParamKind, ParamSpec, Params, Perspective};
+use super::{
+    Context, Family, MetricInfo, Needs, Output, ParamKind, ParamSpec, Params, Perspective,
+};
 use crate::error::{Error, Result};
 use crate::par;
 use cds::Cds;
-use gram::{Grid, distance_sums, gram, normalize_tokens};
+use gram::{GramSum, Grid, normalize_tokens};
 use lds::Lds;
 use serde_json::json;
 use srss::{Srss, SrssImage, SrssScratch};
 
 /// Images per chunk: fixed, so results never depend on the thread count.
-const CHUNK: usize = 32;
+const CHUNK: usize = 64;
 
 const MAX_DIST_PARAM: i64 = 1 << 20;
 
@@ -122,22 +125,15 @@ pub static SRSS: Family = Family {
 #[derive(Clone, Debug, Default)]
 struct SpatialSums {
     images: usize,
-    lds: f64,
-    local: f64,
-    far: f64,
-    cds: f64,
-    curve: Vec<f64>,
+    /// `sum over images and ordered pairs at distance d of G_ij`.
+    by_dist: Vec<f64>,
     rmsc: f64,
 }
 
 impl SpatialSums {
     fn merge(mut self, o: SpatialSums) -> SpatialSums {
         self.images += o.images;
-        self.lds += o.lds;
-        self.local += o.local;
-        self.far += o.far;
-        self.cds += o.cds;
-        for (a, b) in self.curve.iter_mut().zip(&o.curve) {
+        for (a, b) in self.by_dist.iter_mut().zip(&o.by_dist) {
             *a += b;
         }
         self.rmsc += o.rmsc;
@@ -159,7 +155,7 @@ fn compute_spatial(ctx: &Context<'_>, params: &Params) -> Result<Output> {
             .push("spatial: not computed, the input has no latents".into());
         return Ok(out);
     }
-    let nd = cds.distances().len();
+    let nd = grid.max_dist() + 1;
 
     ctx.progress.begin("spatial", n as u64);
     let sums = par::map_reduce(
@@ -168,35 +164,25 @@ fn compute_spatial(ctx: &Context<'_>, params: &Params) -> Result<Output> {
         |range| {
             let len = range.len();
             let mut acc = SpatialSums {
-                curve: vec![0.0; nd],
+                by_dist: vec![0.0; nd],
                 ..Default::default()
             };
             let mut x = vec![0.0f32; c * s];
             let mut norms = vec![0.0f64; s];
-            let mut g = if need_gram { vec![0.0f32; s * s] } else { Vec::new() };
-            let mut diag = vec![0.0f64; grid.h * (2 * grid.w - 1)];
-            let mut dsum = vec![0.0f64; grid.max_dist() + 1];
-            let mut curve = vec![0.0f64; nd];
+            let mut gsum = need_gram.then(|| GramSum::new(&grid, c));
             for i in range {
                 ctx.z.sample_into(i, &mut x);
                 normalize_tokens(&mut x, c, s, &mut norms);
                 if want_rmsc {
                     acc.rmsc += rmsc::rmsc_image(&x, c, s);
                 }
-                if need_gram {
-                    gram(&x, c, s, &mut g);
-                    distance_sums(&g, &grid, &mut diag, &mut dsum);
-                    let (local, far) = lds.parts(&dsum);
-                    acc.local += local;
-                    acc.far += far;
-                    acc.lds += local - far;
-                    cds.curve(&dsum, &mut curve);
-                    for (a, v) in acc.curve.iter_mut().zip(&curve) {
-                        *a += v;
-                    }
-                    acc.cds += cds.value(&curve);
+                if let Some(g) = gsum.as_mut() {
+                    g.add(&x);
                 }
                 acc.images += 1;
+            }
+            if let Some(g) = gsum {
+                g.add_distance_sums(&mut acc.by_dist);
             }
             ctx.progress.advance(len as u64);
             acc
@@ -206,8 +192,11 @@ fn compute_spatial(ctx: &Context<'_>, params: &Params) -> Result<Output> {
     .ok_or_else(|| Error::internal("spatial: no chunk was computed"))?;
     ctx.progress.end();
 
+    // LDS and CDS are linear in G: their mean over images is their value on the mean distance sums.
     let m = sums.images as f64;
+    let mean_sums: Vec<f64> = sums.by_dist.iter().map(|v| v / m).collect();
     if want_lds {
+        let (local, far) = lds.parts(&mean_sums);
         if !lds.has_neighbours() {
             out.warnings.push(format!(
                 "lds: not reported, a {}x{} latent grid has no neighbouring tokens",
@@ -223,20 +212,20 @@ fn compute_spatial(ctx: &Context<'_>, params: &Params) -> Result<Output> {
                     grid.max_dist()
                 ));
             }
-            out.metrics.push(("lds", sums.lds / m));
+            out.metrics.push(("lds", local - far));
+            out.details.insert(
+                "lds".into(),
+                json!({
+                    "images": sums.images,
+                    "local": local,
+                    "far": far,
+                    "far_pairs_per_image": lds.far_pairs(),
+                }),
+            );
         }
-        out.details.insert(
-            "lds".into(),
-            json!({
-                "images": sums.images,
-                "local": sums.local / m,
-                "far": sums.far / m,
-                "far_pairs_per_image": lds.far_pairs(),
-            }),
-        );
     }
     if want_cds {
-        if nd == 0 {
+        if cds.distances().is_empty() {
             out.warnings.push(format!(
                 "cds: a {}x{} latent grid has no token pair at distance 1..={}; cds is 0, as in iREPA",
                 grid.h,
@@ -244,8 +233,9 @@ fn compute_spatial(ctx: &Context<'_>, params: &Params) -> Result<Output> {
                 params.int("cds_dmax")?
             ));
         }
-        out.metrics.push(("cds", sums.cds / m));
-        let curve: Vec<f64> = sums.curve.iter().map(|v| v / m).collect();
+        let mut curve = vec![0.0; cds.distances().len()];
+        cds.curve(&mean_sums, &mut curve);
+        out.metrics.push(("cds", cds.value(&curve)));
         out.details.insert(
             "cds".into(),
             json!({"images": sums.images, "d": cds.distances(), "s_d": curve}),

@@ -8,6 +8,7 @@
 //! valid anchor has no value (iREPA's NaN, left out by its `nanmean`).
 
 use super::gram::{Grid, Neighbours, gram_rows};
+use super::kernels;
 
 /// What one image gives.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -28,8 +29,10 @@ pub struct Srss {
     s: usize,
     /// Tokens at distance `1..=dpos` (the positive window, self excluded).
     pos: Neighbours,
-    /// Tokens at distance `< dneg`: the complement of the negative window.
-    near: Neighbours,
+    /// The tokens at distance `< dneg` (the complement of the negative window) as runs of
+    /// consecutive indices, one per grid row: `(start, len)`.
+    near: Vec<(u32, u32)>,
+    near_start: Vec<usize>,
     min_tokens: usize,
 }
 
@@ -40,16 +43,32 @@ pub struct SrssScratch {
     rows: Vec<f32>,
     r: Vec<f32>,
     bg: Vec<f32>,
+    bg_before: Vec<u32>,
+    bg_sum: Vec<f64>,
+    to_bg: Vec<f64>,
 }
 
 impl Srss {
     /// SRSS with positive window `1..=dpos` and negative window `>= dneg` (both `>= 1`).
     pub fn new(grid: &Grid, dpos: usize, dneg: usize) -> Srss {
-        let s = grid.s();
+        let (h, w, s) = (grid.h, grid.w, grid.s());
+        let r = dneg - 1;
+        let mut near = Vec::new();
+        let mut near_start = vec![0];
+        for i in 0..s {
+            let (y, x) = (i / w, i % w);
+            for y2 in y.saturating_sub(r)..=(y + r).min(h - 1) {
+                let rx = r - y.abs_diff(y2);
+                let (x0, x1) = (x.saturating_sub(rx), (x + rx).min(w - 1));
+                near.push(((y2 * w + x0) as u32, (x1 - x0 + 1) as u32));
+            }
+            near_start.push(near.len());
+        }
         Srss {
             s,
             pos: grid.neighbours(1, dpos),
-            near: grid.neighbours(0, dneg - 1),
+            near,
+            near_start,
             min_tokens: s.div_ceil(4),
         }
     }
@@ -61,10 +80,10 @@ impl Srss {
 
     /// SRSS of one image from its unit tokens `u` (channel-major, `c*s`) and foreground flags `fg`.
     ///
-    /// The Gram rows of the foreground anchors come from one GEMM (`n_fg x s`, `O(n_fg s c)`); then
-    /// per anchor `neg_i = (sum over all background j of G_ij) - (sum over background j closer than
-    /// dneg)`, which reads the row once densely and the short near list, and `pos_i` reads the
-    /// positive list. Sums in f64.
+    /// The Gram rows of the foreground anchors come from one GEMM (`n_fg x s`, `O(n_fg s c)`). The
+    /// negatives of anchor `i` are all background tokens minus those closer than `dneg`: their sum is
+    /// `u_i . (sum of background u_j)` minus the near ones read from the row in a few runs, so each
+    /// anchor costs `O(c + dneg^2)` besides its GEMM row. Sums in f64.
     pub fn image(&self, u: &[f32], c: usize, fg: &[bool], sc: &mut SrssScratch) -> SrssImage {
         let s = self.s;
         sc.anchors.clear();
@@ -81,7 +100,23 @@ impl Srss {
         sc.r.resize(n_fg * s, 0.0);
         gram_rows(u, c, s, &sc.anchors, &mut sc.rows, &mut sc.r);
         sc.bg.clear();
-        sc.bg.extend(fg[..s].iter().map(|&f| if f { 0.0 } else { 1.0 }));
+        sc.bg
+            .extend(fg[..s].iter().map(|&f| if f { 0.0 } else { 1.0 }));
+        sc.bg_before.clear();
+        sc.bg_before.push(0);
+        for &f in &fg[..s] {
+            let last = *sc.bg_before.last().unwrap_or(&0);
+            sc.bg_before.push(last + (!f) as u32);
+        }
+        // Every token's cosine sum over the background: u_i . (sum of background u_j).
+        sc.bg_sum.clear();
+        sc.bg_sum
+            .extend(u.chunks_exact(s).take(c).map(|ch| kernels::dot(ch, &sc.bg)));
+        sc.to_bg.clear();
+        sc.to_bg.resize(s, 0.0);
+        for (ch, &b) in u.chunks_exact(s).take(c).zip(&sc.bg_sum) {
+            kernels::axpy_into(&mut sc.to_bg, ch, b);
+        }
 
         let (mut total, mut valid) = (0.0f64, 0usize);
         for (a, &i) in sc.anchors.iter().enumerate() {
@@ -93,16 +128,15 @@ impl Srss {
                     n_pos += 1;
                 }
             }
-            let (mut near, mut n_near) = (0.0f64, 0usize);
-            for &j in self.near.of(i) {
-                if !fg[j as usize] {
-                    near += row[j as usize] as f64;
-                    n_near += 1;
-                }
+            let (mut near, mut n_near) = (0.0f64, 0u32);
+            for &(start, len) in &self.near[self.near_start[i]..self.near_start[i + 1]] {
+                let (a0, a1) = (start as usize, (start + len) as usize);
+                near += kernels::dot(&row[a0..a1], &sc.bg[a0..a1]);
+                n_near += sc.bg_before[a1] - sc.bg_before[a0];
             }
-            let n_neg = n_bg - n_near;
+            let n_neg = n_bg - n_near as usize;
             if n_pos > 0 && n_neg > 0 {
-                let neg = dot_f64(row, &sc.bg) - near;
+                let neg = sc.to_bg[i] - near;
                 total += pos / n_pos as f64 - neg / n_neg as f64;
                 valid += 1;
             }
@@ -113,23 +147,6 @@ impl Srss {
             SrssImage::Value(total / valid as f64)
         }
     }
-}
-
-/// `sum_k a_k b_k` in f64 over eight fixed lanes (vectorizable, and the same order on every run).
-fn dot_f64(a: &[f32], b: &[f32]) -> f64 {
-    let mut lanes = [0.0f64; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for k in 0..8 {
-            lanes[k] += x[k] as f64 * y[k] as f64;
-        }
-    }
-    let mut tail = 0.0;
-    for (x, y) in ra.iter().zip(rb) {
-        tail += *x as f64 * *y as f64;
-    }
-    lanes.iter().sum::<f64>() + tail
 }
 
 #[cfg(test)]
@@ -172,7 +189,9 @@ mod tests {
         let (c, h, w) = (3, 8, 8);
         let s = h * w;
         let grid = Grid::new(h, w);
-        let mut u: Vec<f32> = (0..c * s).map(|k| ((k * 7919 % 113) as f32 - 56.0) / 30.0).collect();
+        let mut u: Vec<f32> = (0..c * s)
+            .map(|k| ((k * 7919 % 113) as f32 - 56.0) / 30.0)
+            .collect();
         let mut norms = vec![0.0; s];
         normalize_tokens(&mut u, c, s, &mut norms);
         let fg: Vec<bool> = (0..s).map(|i| (i % w) < 3 || i % 11 == 0).collect();
@@ -188,11 +207,20 @@ mod tests {
         let srss = Srss::new(&grid, 1, 6);
         assert_eq!(srss.min_tokens(), 16);
         let few: Vec<bool> = (0..s).map(|i| i < 15).collect();
-        assert_eq!(srss.image(&u, c, &few, &mut sc), SrssImage::FewForeground(15));
+        assert_eq!(
+            srss.image(&u, c, &few, &mut sc),
+            SrssImage::FewForeground(15)
+        );
         let many: Vec<bool> = (0..s).map(|i| i >= 15).collect();
-        assert_eq!(srss.image(&u, c, &many, &mut sc), SrssImage::FewBackground(15));
+        assert_eq!(
+            srss.image(&u, c, &many, &mut sc),
+            SrssImage::FewBackground(15)
+        );
         // Foreground in isolated tokens: no anchor has a foreground neighbour.
         let sparse: Vec<bool> = (0..s).map(|i| (i / w + i % w) % 2 == 0).collect();
-        assert_eq!(srss.image(&u, c, &sparse, &mut sc), SrssImage::NoValidAnchor);
+        assert_eq!(
+            srss.image(&u, c, &sparse, &mut sc),
+            SrssImage::NoValidAnchor
+        );
     }
 }
