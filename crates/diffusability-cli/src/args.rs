@@ -27,6 +27,12 @@ enum Sub {
     Metrics(MetricsArgs),
     /// Write a seeded synthetic latent set with known ground truth
     Synth(SynthArgs),
+    /// List every metric: perspective, direction, needs, default set, parameters
+    List {
+        /// As the Markdown table of README.md
+        #[arg(long)]
+        markdown: bool,
+    },
 }
 
 /// Options shared by commands that read latents and compute metrics.
@@ -116,6 +122,7 @@ pub struct SynthArgs {
 pub enum Command {
     Metrics(MetricsArgs),
     Synth(SynthArgs),
+    List { markdown: bool },
 }
 
 /// The clap command with the registry's parameter flags added to `metrics`.
@@ -124,7 +131,15 @@ pub fn command() -> clap::Command {
         for p in registry::params() {
             let flag = p.name.replace('_', "-");
             let default = p.default_value().to_json();
-            let help = format!("{} [default: {}]", p.help, if default.is_null() { "none".into() } else { default.to_string() });
+            let help = format!(
+                "{} [default: {}]",
+                p.help,
+                if default.is_null() {
+                    "none".into()
+                } else {
+                    default.to_string()
+                }
+            );
             c = c.arg(
                 Arg::new(p.name)
                     .long(flag)
@@ -157,6 +172,7 @@ fn from_matches(matches: &ArgMatches) -> Result<Command> {
             Ok(Command::Metrics(a))
         }
         Sub::Synth(a) => Ok(Command::Synth(a)),
+        Sub::List { markdown } => Ok(Command::List { markdown }),
     }
 }
 

@@ -14,9 +14,7 @@ use output::OutputError;
 fn main() {
     // A panic is a bug in this program; say so in one line rather than with a backtrace.
     std::panic::set_hook(Box::new(|info| {
-        output::stderr_line(&format!(
-            "internal error (please report it): {info}"
-        ));
+        output::stderr_line(&format!("internal error (please report it): {info}"));
     }));
     let code = match run() {
         Ok(()) => 0,
@@ -55,5 +53,6 @@ fn run() -> Result<(), Failure> {
     match args::parse()? {
         args::Command::Metrics(a) => commands::metrics::run(a),
         args::Command::Synth(a) => commands::synth::run(a),
+        args::Command::List { markdown } => commands::list::run(markdown),
     }
 }

@@ -99,19 +99,38 @@ fn assert_usage_error(args: &[&str], needle: &str) {
 
 #[test]
 fn bad_options_exit_2_with_a_message() {
-    assert_usage_error(&["metrics", "--metrics", "nope"], "--metrics: unknown metric `nope`");
-    assert_usage_error(&["metrics", "--normalize", "zscore"], "--normalize: expected channel, global, none, scale:F or stats:FILE, found `zscore`");
-    assert_usage_error(&["metrics", "--threads", "0"], "--threads: expected at least 1, found 0");
+    assert_usage_error(
+        &["metrics", "--metrics", "nope"],
+        "--metrics: unknown metric `nope`",
+    );
+    assert_usage_error(
+        &["metrics", "--normalize", "zscore"],
+        "--normalize: expected channel, global, none, scale:F or stats:FILE, found `zscore`",
+    );
+    assert_usage_error(
+        &["metrics", "--threads", "0"],
+        "--threads: expected at least 1, found 0",
+    );
     assert_usage_error(&["metrics", "--bogus"], "--bogus");
-    assert_usage_error(&["metrics", "--labels", "x.npy"], "--labels and --masks need an INPUT");
-    assert_usage_error(&["metrics", "-o", "/nonexistent-dir/r.json"], "directory /nonexistent-dir does not exist");
+    assert_usage_error(
+        &["metrics", "--labels", "x.npy"],
+        "--labels and --masks need an INPUT",
+    );
+    assert_usage_error(
+        &["metrics", "-o", "/nonexistent-dir/r.json"],
+        "directory /nonexistent-dir does not exist",
+    );
 }
 
 #[test]
 fn missing_input_exits_2_naming_the_file() {
     let o = run(&["metrics", "/no/such/latents.npy"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("/no/such/latents.npy"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("/no/such/latents.npy"),
+        "{}",
+        stderr(&o)
+    );
     assert!(stderr(&o).starts_with("error: "), "{}", stderr(&o));
 }
 
@@ -120,7 +139,21 @@ fn synth_output_is_a_valid_input() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("s.npz");
     let f = f.to_str().unwrap();
-    let o = run(&["synth", "--classes", "3", "--per-class", "40", "--channels", "4", "--height", "8", "--width", "8", "-o", f]);
+    let o = run(&[
+        "synth",
+        "--classes",
+        "3",
+        "--per-class",
+        "40",
+        "--channels",
+        "4",
+        "--height",
+        "8",
+        "--width",
+        "8",
+        "-o",
+        f,
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(Path::new(f).exists());
     let o = run(&["metrics", f, "--json", "--quiet"]);
@@ -131,4 +164,18 @@ fn synth_output_is_a_valid_input() {
     assert_eq!(r["input"]["has_masks"], true);
     assert_eq!(r["input"]["example"], false);
     assert_eq!(r["input"]["name"], "s");
+}
+
+#[test]
+fn readme_metric_table_is_the_registry() {
+    let o = run(&["list", "--markdown"]);
+    assert_eq!(o.status.code(), Some(0));
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .unwrap();
+    assert!(
+        readme.contains(&stdout(&o)),
+        "README.md's metric table is out of date; replace it with `diffusability list --markdown`:\n{}",
+        stdout(&o)
+    );
 }

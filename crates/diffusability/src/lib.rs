@@ -8,12 +8,14 @@
 
 pub mod data;
 pub mod error;
+pub mod example;
 pub mod io;
 pub mod metrics;
 pub mod par;
 pub mod progress;
 pub mod report;
 pub mod stats;
+pub mod synth;
 
 pub use error::{Error, ErrorKind, Result};
 

@@ -1,9 +1,9 @@
 //! `diffusability metrics`: the report of one latent set.
 
+use crate::Failure;
 use crate::args::{self, MetricsArgs};
 use crate::output;
 use crate::progress::Bars;
-use crate::Failure;
 use diffusability::data::Normalize;
 use diffusability::io::{self, InputSpec};
 use diffusability::metrics::{self, RunOptions};
@@ -92,7 +92,9 @@ fn check_writable(out: &str) -> Result<(), Error> {
         }
     }
     if p.is_dir() {
-        return Err(Error::usage(format!("-o {out}: is a directory, expected a file path")));
+        return Err(Error::usage(format!(
+            "-o {out}: is a directory, expected a file path"
+        )));
     }
     Ok(())
 }

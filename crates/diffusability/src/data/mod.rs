@@ -45,14 +45,19 @@ pub struct Dataset {
 pub fn digest(latents: &Latents, labels: Option<&Labels>, masks: Option<&Masks>) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
-    let mut buf = Vec::new();
     for seg in latents.segments() {
-        for chunk in seg.as_slice().chunks(1 << 16) {
-            buf.clear();
-            for x in chunk {
-                buf.extend_from_slice(&x.to_le_bytes());
+        if cfg!(target_endian = "little") {
+            // In-memory f32 is already little-endian: hash the bytes in place, no copy.
+            h.update(bytemuck::cast_slice::<f32, u8>(seg.as_slice()));
+        } else {
+            let mut buf = Vec::new();
+            for chunk in seg.as_slice().chunks(1 << 16) {
+                buf.clear();
+                for x in chunk {
+                    buf.extend_from_slice(&x.to_le_bytes());
+                }
+                h.update(&buf);
             }
-            h.update(&buf);
         }
     }
     if let Some(l) = labels {

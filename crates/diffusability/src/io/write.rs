@@ -10,8 +10,9 @@ use std::path::Path;
 fn descr(d: &ArrayData) -> &'static str {
     match d {
         ArrayData::F16(_) => "<f2",
-        // numpy has no bfloat16; ml_dtypes saves it as a 2-byte void. We write its bits as <u2 in .npy.
-        ArrayData::BF16(_) => "<u2",
+        // numpy has no bfloat16; ml_dtypes' bfloat16 saves as a 2-byte void, so we write the same
+        // descr: numpy users read it with `.view(ml_dtypes.bfloat16)`, and our reader reads it back.
+        ArrayData::BF16(_) => "<V2",
         ArrayData::F32(_) => "<f4",
         ArrayData::F64(_) => "<f8",
         ArrayData::I8(_) => "|i1",
@@ -96,7 +97,8 @@ pub fn write_npz(path: &Path, arrays: &[(&str, &RawArray)]) -> Result<()> {
     for (name, a) in arrays {
         zip.start_file(format!("{name}.npy"), opts)
             .map_err(|e| write_err(path, e))?;
-        zip.write_all(&npy_bytes(a)).map_err(|e| write_err(path, e))?;
+        zip.write_all(&npy_bytes(a))
+            .map_err(|e| write_err(path, e))?;
     }
     zip.finish().map_err(|e| write_err(path, e))?;
     Ok(())

@@ -104,13 +104,13 @@ impl ParamSpec {
     }
 
     fn check_int(&self, v: i64) -> Result<()> {
-        if let ParamKind::Int { min, max } = self.kind {
-            if v < min || v > max {
-                return Err(Error::usage(format!(
-                    "{}: expected an integer in {min}..={max}, found {v}",
-                    self.flag()
-                )));
-            }
+        if let ParamKind::Int { min, max } = self.kind
+            && (v < min || v > max)
+        {
+            return Err(Error::usage(format!(
+                "{}: expected an integer in {min}..={max}, found {v}",
+                self.flag()
+            )));
         }
         Ok(())
     }

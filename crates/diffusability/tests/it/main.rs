@@ -1,5 +1,8 @@
 //! The library's integration tests: oracle comparisons, closed forms, invariants, bad inputs.
 
 mod common;
+mod example;
+mod io;
 mod smoothness;
 mod spatial;
+mod synth;

@@ -165,13 +165,13 @@ mod tests {
         let (mut tot, mut n) = (0.0, 0);
         for i in (0..s).filter(|&i| fg[i]) {
             let (mut p, mut np, mut q, mut nq) = (0.0, 0, 0.0, 0);
-            for j in 0..s {
+            for (j, &fj) in fg.iter().enumerate() {
                 let d = grid.dist(i, j);
-                if fg[j] && d >= 1 && d <= dpos {
+                if fj && d >= 1 && d <= dpos {
                     p += dot(i, j);
                     np += 1;
                 }
-                if !fg[j] && d >= dneg {
+                if !fj && d >= dneg {
                     q += dot(i, j);
                     nq += 1;
                 }
