@@ -1,6 +1,6 @@
 """Reference values of the iREPA spatial metrics (lds, cds, srss, rmsc), independent of diffusability.
 
-Written from the definitions in docs (spec section 3) and End2End-Diffusion/iREPA
+Written from the metric specification (section 3) and End2End-Diffusion/iREPA
 `metrics/spatial_metrics.py` (the metrics) and `metrics/spatial_metrics_comparison.py` (mask max-pooling
 and the 64/64 image filter, here a quarter of the tokens), in numpy float64.
 

@@ -62,40 +62,36 @@ impl Grid {
         &self.pair_counts
     }
 
-    /// For every token `i`, the tokens `j` with `lo <= d(i, j) <= hi`, in ascending order.
-    pub fn neighbours(&self, lo: usize, hi: usize) -> Neighbours {
-        let s = self.s();
-        let mut start = Vec::with_capacity(s + 1);
-        let mut idx = Vec::new();
-        start.push(0);
-        for i in 0..s {
-            let (yi, xi) = ((i / self.w) as isize, (i % self.w) as isize);
-            let r = hi.min(self.max_dist()) as isize;
-            for y in (yi - r).max(0)..=(yi + r).min(self.h as isize - 1) {
-                for x in (xi - r).max(0)..=(xi + r).min(self.w as isize - 1) {
-                    let d = (y - yi).unsigned_abs() + (x - xi).unsigned_abs();
-                    if d >= lo && d <= hi {
-                        idx.push((y as usize * self.w + x as usize) as u32);
-                    }
-                }
+    /// For every token `i`, the tokens within distance `radius` (itself included) as runs of
+    /// consecutive token indices, one per grid row. `O(s min(h, 2 radius + 1))` runs.
+    pub fn diamonds(&self, radius: usize) -> Runs {
+        let (h, w) = (self.h, self.w);
+        let mut runs = Vec::new();
+        let mut start = vec![0];
+        for i in 0..self.s() {
+            let (y, x) = (i / w, i % w);
+            for y2 in y.saturating_sub(radius)..=y.saturating_add(radius).min(h - 1) {
+                let rx = radius - y.abs_diff(y2);
+                let (x0, x1) = (x.saturating_sub(rx), x.saturating_add(rx).min(w - 1));
+                runs.push((y2 * w + x0, y2 * w + x1 + 1));
             }
-            start.push(idx.len());
+            start.push(runs.len());
         }
-        Neighbours { start, idx }
+        Runs { runs, start }
     }
 }
 
-/// Index lists per token (compressed rows).
+/// Per token, a list of index ranges `a..b` (compressed rows).
 #[derive(Clone, Debug)]
-pub struct Neighbours {
+pub struct Runs {
+    runs: Vec<(usize, usize)>,
     start: Vec<usize>,
-    idx: Vec<u32>,
 }
 
-impl Neighbours {
-    /// The tokens listed for token `i`.
-    pub fn of(&self, i: usize) -> &[u32] {
-        &self.idx[self.start[i]..self.start[i + 1]]
+impl Runs {
+    /// The ranges listed for token `i`.
+    pub fn of(&self, i: usize) -> &[(usize, usize)] {
+        &self.runs[self.start[i]..self.start[i + 1]]
     }
 }
 
@@ -244,13 +240,14 @@ mod tests {
                 }
             }
             assert_eq!(g.pair_counts(), &want[..], "{h}x{w}");
-            let nb = g.neighbours(2, 3);
-            for i in 0..h * w {
-                let brute: Vec<u32> = (0..h * w)
-                    .filter(|&j| (2..=3).contains(&g.dist(i, j)))
-                    .map(|j| j as u32)
-                    .collect();
-                assert_eq!(nb.of(i), &brute[..]);
+            for radius in [0, 2, 100] {
+                let runs = g.diamonds(radius);
+                for i in 0..h * w {
+                    let listed: Vec<usize> = runs.of(i).iter().flat_map(|&(a, b)| a..b).collect();
+                    let brute: Vec<usize> =
+                        (0..h * w).filter(|&j| g.dist(i, j) <= radius).collect();
+                    assert_eq!(listed, brute, "{h}x{w} radius {radius} token {i}");
+                }
             }
         }
     }

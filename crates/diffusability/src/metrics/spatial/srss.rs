@@ -7,7 +7,7 @@
 //! quarter of their tokens foreground and a quarter background (64 and 64 on 16 x 16); an image with no
 //! valid anchor has no value (iREPA's NaN, left out by its `nanmean`).
 
-use super::gram::{Grid, Neighbours, gram_rows};
+use super::gram::{Grid, Runs, gram_rows};
 use super::kernels;
 
 /// What one image gives.
@@ -23,18 +23,19 @@ pub enum SrssImage {
     NoValidAnchor,
 }
 
-/// SRSS on one grid: the precomputed index lists of its distance windows.
+/// SRSS on one grid: the precomputed distance windows of every token.
 #[derive(Clone, Debug)]
 pub struct Srss {
     s: usize,
-    /// Tokens at distance `1..=dpos` (the positive window, self excluded).
-    pos: Neighbours,
-    /// The tokens at distance `< dneg` (the complement of the negative window) as runs of
-    /// consecutive indices, one per grid row: `(start, len)`.
-    near: Vec<(u32, u32)>,
-    near_start: Vec<usize>,
+    /// Tokens within `dpos` (the positive window plus the anchor itself).
+    pos: Runs,
+    /// Tokens closer than `dneg`: the complement of the negative window.
+    near: Runs,
     min_tokens: usize,
 }
+
+/// Anchors per GEMM block: bounds the rows of `G` held at once to `ANCHOR_BLOCK x s`.
+const ANCHOR_BLOCK: usize = 256;
 
 /// Per-thread buffers of [`Srss::image`].
 #[derive(Default)]
@@ -42,6 +43,7 @@ pub struct SrssScratch {
     anchors: Vec<usize>,
     rows: Vec<f32>,
     r: Vec<f32>,
+    fg: Vec<f32>,
     bg: Vec<f32>,
     bg_before: Vec<u32>,
     bg_sum: Vec<f64>,
@@ -51,24 +53,11 @@ pub struct SrssScratch {
 impl Srss {
     /// SRSS with positive window `1..=dpos` and negative window `>= dneg` (both `>= 1`).
     pub fn new(grid: &Grid, dpos: usize, dneg: usize) -> Srss {
-        let (h, w, s) = (grid.h, grid.w, grid.s());
-        let r = dneg - 1;
-        let mut near = Vec::new();
-        let mut near_start = vec![0];
-        for i in 0..s {
-            let (y, x) = (i / w, i % w);
-            for y2 in y.saturating_sub(r)..=(y + r).min(h - 1) {
-                let rx = r - y.abs_diff(y2);
-                let (x0, x1) = (x.saturating_sub(rx), (x + rx).min(w - 1));
-                near.push(((y2 * w + x0) as u32, (x1 - x0 + 1) as u32));
-            }
-            near_start.push(near.len());
-        }
+        let s = grid.s();
         Srss {
             s,
-            pos: grid.neighbours(1, dpos),
-            near,
-            near_start,
+            pos: grid.diamonds(dpos),
+            near: grid.diamonds(dneg - 1),
             min_tokens: s.div_ceil(4),
         }
     }
@@ -80,12 +69,14 @@ impl Srss {
 
     /// SRSS of one image from its unit tokens `u` (channel-major, `c*s`) and foreground flags `fg`.
     ///
-    /// The Gram rows of the foreground anchors come from one GEMM (`n_fg x s`, `O(n_fg s c)`). The
-    /// negatives of anchor `i` are all background tokens minus those closer than `dneg`: their sum is
-    /// `u_i . (sum of background u_j)` minus the near ones read from the row in a few runs, so each
-    /// anchor costs `O(c + dneg^2)` besides its GEMM row. Sums in f64.
+    /// The Gram rows of the foreground anchors come from GEMMs (`O(n_fg s c)`). Each window is read
+    /// from an anchor's row as a few runs of consecutive tokens weighted by 0/1 foreground or
+    /// background flags: `pos_i` sums the foreground within `dpos` minus the anchor itself, and
+    /// `neg_i` is `u_i . (sum of background u_j)` minus the background closer than `dneg`. So an
+    /// anchor costs `O(c + dpos^2 + dneg^2)` besides its GEMM row. Sums in f64.
     pub fn image(&self, u: &[f32], c: usize, fg: &[bool], sc: &mut SrssScratch) -> SrssImage {
         let s = self.s;
+        let fg = &fg[..s];
         sc.anchors.clear();
         sc.anchors.extend((0..s).filter(|&i| fg[i]));
         let n_fg = sc.anchors.len();
@@ -96,18 +87,18 @@ impl Srss {
         if n_bg < self.min_tokens {
             return SrssImage::FewBackground(n_bg);
         }
-        sc.rows.resize(n_fg * c, 0.0);
-        sc.r.resize(n_fg * s, 0.0);
-        gram_rows(u, c, s, &sc.anchors, &mut sc.rows, &mut sc.r);
+        sc.fg.clear();
+        sc.fg.extend(fg.iter().map(|&f| if f { 1.0 } else { 0.0 }));
         sc.bg.clear();
-        sc.bg
-            .extend(fg[..s].iter().map(|&f| if f { 0.0 } else { 1.0 }));
+        sc.bg.extend(fg.iter().map(|&f| if f { 0.0 } else { 1.0 }));
         sc.bg_before.clear();
         sc.bg_before.push(0);
-        for &f in &fg[..s] {
-            let last = *sc.bg_before.last().unwrap_or(&0);
-            sc.bg_before.push(last + (!f) as u32);
+        let mut n = 0u32;
+        for &f in fg {
+            n += (!f) as u32;
+            sc.bg_before.push(n);
         }
+        let bg_in = |a: usize, b: usize| (sc.bg_before[b] - sc.bg_before[a]) as usize;
         // Every token's cosine sum over the background: u_i . (sum of background u_j).
         sc.bg_sum.clear();
         sc.bg_sum
@@ -119,26 +110,30 @@ impl Srss {
         }
 
         let (mut total, mut valid) = (0.0f64, 0usize);
-        for (a, &i) in sc.anchors.iter().enumerate() {
-            let row = &sc.r[a * s..(a + 1) * s];
-            let (mut pos, mut n_pos) = (0.0f64, 0usize);
-            for &j in self.pos.of(i) {
-                if fg[j as usize] {
-                    pos += row[j as usize] as f64;
-                    n_pos += 1;
+        for block in sc.anchors.chunks(ANCHOR_BLOCK) {
+            let m = block.len();
+            sc.rows.resize(m * c, 0.0);
+            sc.r.resize(m * s, 0.0);
+            gram_rows(u, c, s, block, &mut sc.rows, &mut sc.r);
+            for (a, &i) in block.iter().enumerate() {
+                let row = &sc.r[a * s..(a + 1) * s];
+                let (mut pos, mut n_pos) = (-(row[i] as f64), 0usize);
+                for &(a0, a1) in self.pos.of(i) {
+                    pos += kernels::dot(&row[a0..a1], &sc.fg[a0..a1]);
+                    n_pos += (a1 - a0) - bg_in(a0, a1);
                 }
-            }
-            let (mut near, mut n_near) = (0.0f64, 0u32);
-            for &(start, len) in &self.near[self.near_start[i]..self.near_start[i + 1]] {
-                let (a0, a1) = (start as usize, (start + len) as usize);
-                near += kernels::dot(&row[a0..a1], &sc.bg[a0..a1]);
-                n_near += sc.bg_before[a1] - sc.bg_before[a0];
-            }
-            let n_neg = n_bg - n_near as usize;
-            if n_pos > 0 && n_neg > 0 {
-                let neg = sc.to_bg[i] - near;
-                total += pos / n_pos as f64 - neg / n_neg as f64;
-                valid += 1;
+                n_pos -= 1;
+                let (mut near, mut n_near) = (0.0f64, 0usize);
+                for &(a0, a1) in self.near.of(i) {
+                    near += kernels::dot(&row[a0..a1], &sc.bg[a0..a1]);
+                    n_near += bg_in(a0, a1);
+                }
+                let n_neg = n_bg - n_near;
+                if n_pos > 0 && n_neg > 0 {
+                    let neg = sc.to_bg[i] - near;
+                    total += pos / n_pos as f64 - neg / n_neg as f64;
+                    valid += 1;
+                }
             }
         }
         if valid == 0 {
@@ -204,6 +199,23 @@ mod tests {
             let want = brute(&u, c, &grid, &fg, dpos, dneg);
             assert!((v - want).abs() < 1e-6, "{v} vs {want}");
         }
+        // More anchors than one GEMM block holds.
+        let (hb, wb) = (24, 24);
+        let big = Grid::new(hb, wb);
+        let sb = hb * wb;
+        let mut ub: Vec<f32> = (0..c * sb)
+            .map(|k| ((k * 7919 % 113) as f32 - 56.0) / 30.0)
+            .collect();
+        let mut nb = vec![0.0; sb];
+        normalize_tokens(&mut ub, c, sb, &mut nb);
+        let fgb: Vec<bool> = (0..sb).map(|i| (i % wb) < 14).collect();
+        assert!(fgb.iter().filter(|&&f| f).count() > ANCHOR_BLOCK);
+        let SrssImage::Value(v) = Srss::new(&big, 2, 5).image(&ub, c, &fgb, &mut sc) else {
+            panic!("no value")
+        };
+        let want = brute(&ub, c, &big, &fgb, 2, 5);
+        assert!((v - want).abs() < 1e-6, "{v} vs {want}");
+
         let srss = Srss::new(&grid, 1, 6);
         assert_eq!(srss.min_tokens(), 16);
         let few: Vec<bool> = (0..s).map(|i| i < 15).collect();
