@@ -78,6 +78,7 @@ def numpy_way(chunk, threads):
     masks = np.load(DATA / "masks.npy", mmap_mode="r")
     n = z.shape[0]
     t0 = time.perf_counter()
+    c0 = time.process_time()
     s1 = np.zeros(C)
     s2 = np.zeros(C)
     for a in range(0, n, chunk):
@@ -90,6 +91,7 @@ def numpy_way(chunk, threads):
     mean32 = mean.astype(np.float32)[None, :, None, None]
     inv32 = (1 / std).astype(np.float32)[None, :, None, None]
     t_norm = time.perf_counter() - t0
+    c_norm = time.process_time() - c0
 
     dist = manhattan()
     far_mask = (dist >= 6) & (dist > 0)
@@ -102,11 +104,10 @@ def numpy_way(chunk, threads):
     need = (H * W + 3) // 4
     lds_v, cds_v, srss_v = [], [], []
     energy = np.zeros((H, W))
-    t_spatial = 0.0
-    t_sec = 0.0
+    t_spatial = t_sec = c_spatial = c_sec = 0.0
     for a in range(0, n, chunk):
         zc = (np.asarray(z[a : a + chunk]) - mean32) * inv32
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         u = np.ascontiguousarray(zc.reshape(len(zc), C, H * W).transpose(0, 2, 1))
         u = u / np.maximum(np.linalg.norm(u, axis=-1, keepdims=True), 1e-8)
         g = np.matmul(u, np.ascontiguousarray(u.transpose(0, 2, 1)))
@@ -132,18 +133,21 @@ def numpy_way(chunk, threads):
             valid = fg & (pc > 0) & (nc > 0)
             if valid.any():
                 srss_v.append((pmean[valid] - nmean[valid]).mean())
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.process_time()
         f = scipy.fft.dctn(zc, type=2, axes=(-2, -1), norm="ortho", workers=threads)
         energy += (f.astype(np.float64) ** 2).sum(axis=(0, 1))
-        t3 = time.perf_counter()
+        t3, c3 = time.perf_counter(), time.process_time()
         t_spatial += t2 - t1
         t_sec += t3 - t2
+        c_spatial += c2 - c1
+        c_sec += c3 - c2
     uu, vv = np.meshgrid(np.arange(H), np.arange(W), indexing="ij")
     sec = energy[uu + vv > 0.5 * (H - 1 + W - 1)].sum() / energy.sum()
     return {
         "normalize_s": t_norm,
         "lds_cds_srss_s": t_spatial,
         "sec_s": t_sec,
+        "cpu_s": {"normalize": c_norm, "lds_cds_srss": c_spatial, "sec": c_sec},
         "metrics": {
             "lds": float(np.concatenate(lds_v).mean()),
             "cds": float(np.concatenate(cds_v).mean()),
@@ -162,7 +166,11 @@ def ours(threads):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+LOAD = []
+
+
 def main():
+    LOAD.append(os.getloadavg())
     t = time.perf_counter()
     if not (DATA / "latents.npy").exists():
         generate(ARGS.n, ARGS.chunk)
@@ -191,8 +199,22 @@ def main():
         ("all four incl. normalize (one run)", np_all, both["wall_s"]),
     ]
     print(f"threads: {ARGS.threads} (numpy: BLAS threads and scipy workers; ours: --threads)")
-    print(f"{'part':38s} {'numpy s':>9s} {'ours s':>9s} {'ratio':>7s}")
+    print(f"load average before/after: {LOAD[0]} / {os.getloadavg()}")
+    print(f"{'wall time':38s} {'numpy s':>9s} {'ours s':>9s} {'ratio':>7s}")
     for name, x, y in rows:
+        print(f"{name:38s} {x:9.2f} {y:9.2f} {x / y:7.1f}")
+    # CPU seconds (all threads) of whole selections, normalization included on both sides: steadier
+    # than wall time when other work shares the machine.
+    cn = np_r["cpu_s"]
+    cpu_rows = [
+        ("lds + cds + srss (+ normalize)", cn["normalize"] + cn["lds_cds_srss"],
+         min(x["lds_cds_srss"]["cpu_s"] for x in runs)),
+        ("sec (+ normalize)", cn["normalize"] + cn["sec"], min(x["sec"]["cpu_s"] for x in runs)),
+        ("all four (+ normalize)", cn["normalize"] + cn["lds_cds_srss"] + cn["sec"],
+         min(x["all4"]["cpu_s"] for x in runs)),
+    ]
+    print(f"{'CPU time':38s} {'numpy s':>9s} {'ours s':>9s} {'ratio':>7s}")
+    for name, x, y in cpu_rows:
         print(f"{name:38s} {x:9.2f} {y:9.2f} {x / y:7.1f}")
     print("values (numpy / ours):")
     for k in ["lds", "cds", "srss", "sec"]:

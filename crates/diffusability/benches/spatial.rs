@@ -2,7 +2,7 @@
 //! pixel masks `(N, h, w)` u8/bool, as `bench/spatial.py` writes them.
 //!
 //! usage: cargo bench -p diffusability --bench spatial -- LATENTS.npy MASKS.npy [THREADS]
-//! Prints one JSON object: wall times (s) of each selection, per-family timings and the values.
+//! Prints one JSON object: wall and CPU times (s) of each selection, per-family timings and the values.
 
 use diffusability::data::{Dataset, Latents, Masks, Segment, Source};
 use diffusability::metrics::{RunOptions, Selection, run};
@@ -41,6 +41,17 @@ fn npy_header(bytes: &[u8]) -> (Vec<usize>, String, usize) {
         .map(|t| t.trim().parse().unwrap())
         .collect();
     (shape, descr, start + len)
+}
+
+/// CPU seconds of this process, all threads (utime + stime of `/proc/self/stat`, in the 100 Hz
+/// ticks Linux reports there); `None` elsewhere. On a shared machine it is steadier than wall time.
+fn cpu_s() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesized command name; utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
 }
 
 fn map(path: &str) -> Arc<Mmap> {
@@ -113,13 +124,15 @@ fn main() {
             threads,
             ..Default::default()
         };
-        let t = Instant::now();
+        let (t, cpu0) = (Instant::now(), cpu_s());
         let r = run(&data, &opts, &Silent).unwrap();
         let wall = t.elapsed().as_secs_f64();
+        let cpu = cpu_s().zip(cpu0).map(|(b, a)| b - a);
         out.insert(
             name.into(),
             json!({
                 "wall_s": wall,
+                "cpu_s": cpu,
                 "timings_s": Value::Object(r.timings_s),
                 "metrics": Value::Object(r.metrics),
                 "warnings": r.warnings,

@@ -3,7 +3,8 @@
 //! Two families, because masks are the unit of `needs`: `spatial` (`lds`, `cds`, opt-in `rmsc`) runs on
 //! latents alone, `srss` needs foreground masks. Both work per image on the normalized latents, in
 //! fixed chunks of images merged in chunk order (identical results for any thread count), and average
-//! the per-image values in f64.
+//! the per-image values in f64. LDS and CDS are linear in each image's Gram matrix, so they are read
+//! off the sum of the Gram matrices over images; SRSS, a ratio per anchor, is computed image by image.
 
 pub mod cds;
 pub mod gram;
