@@ -8,6 +8,8 @@ pub mod params;
 pub mod registry;
 pub mod run;
 pub mod separability;
+pub mod smoothness;
+pub mod spatial;
 pub mod viv;
 
 pub use params::{ParamKind, ParamSpec, ParamValue, Params};

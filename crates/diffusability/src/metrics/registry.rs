@@ -11,6 +11,9 @@ static FAMILIES: &[&Family] = &[
     &super::viv::FAMILY,
     &super::separability::LNC,
     &super::separability::PROBE,
+    &super::spatial::SPATIAL,
+    &super::spatial::SRSS,
+    &super::smoothness::SMOOTHNESS,
 ];
 
 /// Every metric key, in report order.

@@ -4,5 +4,7 @@ mod common;
 mod example;
 mod io;
 mod separability;
+mod smoothness;
+mod spatial;
 mod synth;
 mod viv;
