@@ -3,4 +3,5 @@
 mod common;
 mod example;
 mod io;
+mod study;
 mod synth;
