@@ -27,6 +27,9 @@ enum Sub {
     Metrics(MetricsArgs),
     /// Write a seeded synthetic latent set with known ground truth
     Synth(SynthArgs),
+    /// Which metric predicts generation quality: correlations, perspective ranking, two-metric fits,
+    /// figures
+    Study(crate::commands::study::StudyArgs),
     /// List every metric: perspective, direction, needs, default set, parameters
     List {
         /// As the Markdown table of README.md
@@ -122,6 +125,7 @@ pub struct SynthArgs {
 pub enum Command {
     Metrics(MetricsArgs),
     Synth(SynthArgs),
+    Study(crate::commands::study::StudyArgs),
     List { markdown: bool },
 }
 
@@ -172,6 +176,7 @@ fn from_matches(matches: &ArgMatches) -> Result<Command> {
             Ok(Command::Metrics(a))
         }
         Sub::Synth(a) => Ok(Command::Synth(a)),
+        Sub::Study(a) => Ok(Command::Study(a)),
         Sub::List { markdown } => Ok(Command::List { markdown }),
     }
 }

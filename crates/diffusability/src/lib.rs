@@ -16,6 +16,7 @@ pub mod par;
 pub mod progress;
 pub mod report;
 pub mod stats;
+pub mod study;
 pub mod synth;
 
 pub use error::{Error, ErrorKind, Result};

@@ -2,4 +2,5 @@
 
 pub mod list;
 pub mod metrics;
+pub mod study;
 pub mod synth;

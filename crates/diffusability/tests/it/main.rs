@@ -6,5 +6,6 @@ mod io;
 mod separability;
 mod smoothness;
 mod spatial;
+mod study;
 mod synth;
 mod viv;
