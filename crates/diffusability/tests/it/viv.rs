@@ -927,6 +927,16 @@ fn no_fittable_class_gives_no_metrics_and_a_warning() {
             .iter()
             .any(|w| w.contains("2 classes with fewer than 2 samples"))
     );
+    // Without labels the one class is named as the whole set.
+    let ds = dataset(2, 1, 2, vec![1.0, 2.0, 3.0, 4.0], None);
+    let r = run(&ds, &opts, &Silent).unwrap();
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w == "viv: 1 class with fewer than 2 samples skipped (all samples)"),
+        "{:?}",
+        r.warnings
+    );
 }
 
 #[test]

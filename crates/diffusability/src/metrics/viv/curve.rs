@@ -9,6 +9,9 @@ use std::f64::consts::FRAC_PI_2;
 
 use super::quadrature::TimeNode;
 
+/// Independent partial sums in hot reductions.
+pub(crate) const LANES: usize = 8;
+
 /// The eigenvalues of the two Kronecker factors, negatives clipped to zero.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Spectrum {
@@ -65,10 +68,21 @@ impl Spectrum {
         let b = t * t;
         let mut total = 0.0;
         for &c in self.lc.iter().filter(|x| **x > 0.0) {
-            // lam / (a + b lam) = 1 / ((a / c) (1 / l) + b) with lam = c * l.
+            // lam / (a + b lam) = 1 / ((a / c) (1 / l) + b) with lam = c * l. Eight running sums, so
+            // the loop vectorizes instead of waiting on one accumulator (fixed order: deterministic).
             let ac = a / c;
-            let s: f64 = self.inv_ls.iter().map(|il| 1.0 / (ac * il + b)).sum();
-            total += s;
+            let chunks = self.inv_ls.chunks_exact(LANES);
+            let mut tail = 0.0;
+            for il in chunks.remainder() {
+                tail += 1.0 / (ac * il + b);
+            }
+            let mut acc = [0.0f64; LANES];
+            for ch in chunks {
+                for k in 0..LANES {
+                    acc[k] += 1.0 / (ac * ch[k] + b);
+                }
+            }
+            total += acc.iter().sum::<f64>() + tail;
         }
         total
     }

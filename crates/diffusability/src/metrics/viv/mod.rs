@@ -7,6 +7,20 @@
 //! integral (VIV), its two factors (total variance and anisotropy), its logit-normal time average
 //! ([`quadrature`]) and the curve `V(t)`. [`marginal`] estimates the same quantity for the class
 //! mixture by Monte Carlo. Without labels all samples form one class.
+//!
+//! Keys (means over fitted classes, unweighted): `viv`, `viv_per_dim` (`viv / D`),
+//! `viv_total_variance` (`T / D`), `viv_anisotropy`, `viv_logit_normal`, and the opt-in
+//! `viv_marginal`. Details under `viv`: `conditioning` (`class` or `unconditional`, with a `note`
+//! without labels), `classes`, `classes_skipped` and `skipped` (label, size, reason), `flip_flop`
+//! (ridge, tol, max_sweeps), `time_weighting` (logit-normal mean, std, Gauss-Hermite nodes), `curve`
+//! (`V(t)` averaged over classes at `t = 0, 0.01, ..., 1`) and `per_class` (label, n, viv,
+//! total_variance, anisotropy, logit_normal, sweeps, converged, ridge_c, ridge_s: the ridge added to
+//! each final factor, 0 when none). Under `viv_marginal`: value, std_error, samples_per_node, nodes,
+//! classes, conditional (the exact class-conditional part), plain (the estimate without control
+//! variate) and curve (`V_marg` at the nodes).
+//!
+//! Classes are fitted in parallel (rayon, faer sequential inside each) and merged in class order, so
+//! every number is the same for any thread count.
 
 pub mod curve;
 pub mod flipflop;
@@ -258,9 +272,12 @@ fn label_name(label: Option<i64>) -> String {
     label.map_or_else(|| "all samples".to_string(), |l| l.to_string())
 }
 
-/// "labels 3, 7 and 12 more" style list (at most 10 named).
+/// "labels 3, 7 and 12 more" (at most 10 named), or "all samples" for the unlabelled set.
 fn name_list(items: &[String]) -> String {
     const SHOWN: usize = 10;
+    if items.first().is_some_and(|x| x.starts_with("all samples")) {
+        return items.join(", ");
+    }
     let mut s = items
         .iter()
         .take(SHOWN)
@@ -270,7 +287,7 @@ fn name_list(items: &[String]) -> String {
     if items.len() > SHOWN {
         s.push_str(&format!(" and {} more", items.len() - SHOWN));
     }
-    s
+    format!("labels {s}")
 }
 
 fn classes_word(k: usize) -> &'static str {
@@ -351,7 +368,7 @@ fn compute(ctx: &Context<'_>, params: &Params) -> Result<Output> {
     let w = &mut out.warnings;
     if !too_few.is_empty() {
         w.push(format!(
-            "viv: {} {} with fewer than 2 samples skipped (labels {})",
+            "viv: {} {} with fewer than 2 samples skipped ({})",
             too_few.len(),
             classes_word(too_few.len()),
             name_list(&too_few)
@@ -367,7 +384,7 @@ fn compute(ctx: &Context<'_>, params: &Params) -> Result<Output> {
     }
     if !non_finite.is_empty() {
         w.push(format!(
-            "viv: {} {} with NaN or infinite latent values skipped (labels {})",
+            "viv: {} {} with NaN or infinite latent values skipped ({})",
             non_finite.len(),
             classes_word(non_finite.len()),
             name_list(&non_finite)
@@ -375,7 +392,7 @@ fn compute(ctx: &Context<'_>, params: &Params) -> Result<Output> {
     }
     if !singular.is_empty() {
         w.push(format!(
-            "viv: {} {} skipped: a covariance factor is singular and viv_ridge = {} adds nothing (labels {})",
+            "viv: {} {} skipped: a covariance factor is singular and viv_ridge = {} adds nothing ({})",
             singular.len(),
             classes_word(singular.len()),
             opts.ridge,
@@ -397,7 +414,7 @@ fn compute(ctx: &Context<'_>, params: &Params) -> Result<Output> {
     if !few_s.is_empty() {
         w.push(format!(
             "viv: {} {} with fewer than S/C+1 = {:.4} samples: ridge viv_ridge * tr/S added to the spatial \
-             factor (labels {})",
+             factor ({})",
             few_s.len(),
             classes_word(few_s.len()),
             s as f64 / c as f64 + 1.0,
@@ -408,7 +425,7 @@ fn compute(ctx: &Context<'_>, params: &Params) -> Result<Output> {
     if !few_c.is_empty() {
         w.push(format!(
             "viv: {} {} with fewer than C/S+1 = {:.4} samples: ridge viv_ridge * tr/C added to the channel \
-             factor (labels {})",
+             factor ({})",
             few_c.len(),
             classes_word(few_c.len()),
             c as f64 / s as f64 + 1.0,
@@ -419,7 +436,7 @@ fn compute(ctx: &Context<'_>, params: &Params) -> Result<Output> {
     if !npd_c.is_empty() {
         w.push(format!(
             "viv: channel factor not positive definite (a constant or duplicated channel) in {} {}: ridge \
-             viv_ridge * tr/C added (labels {})",
+             viv_ridge * tr/C added ({})",
             npd_c.len(),
             classes_word(npd_c.len()),
             name_list(&npd_c)
@@ -429,7 +446,7 @@ fn compute(ctx: &Context<'_>, params: &Params) -> Result<Output> {
     if !npd_s.is_empty() {
         w.push(format!(
             "viv: spatial factor not positive definite (a constant or duplicated position) in {} {}: ridge \
-             viv_ridge * tr/S added (labels {})",
+             viv_ridge * tr/S added ({})",
             npd_s.len(),
             classes_word(npd_s.len()),
             name_list(&npd_s)
@@ -443,7 +460,7 @@ fn compute(ctx: &Context<'_>, params: &Params) -> Result<Output> {
     if !not_conv.is_empty() {
         w.push(format!(
             "viv: flip-flop did not reach viv_tol = {:e} within viv_max_sweeps = {} for {} {}; their last \
-             factors are used (labels {})",
+             factors are used ({})",
             opts.tol,
             opts.max_sweeps,
             not_conv.len(),
