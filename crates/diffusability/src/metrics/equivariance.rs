@@ -77,11 +77,13 @@ struct Tap {
     w1: f64,
 }
 
-/// PyTorch's `align_corners=False` source index for output `dst` (aten `area_pixel_compute_source_index`
-/// with `area_pixel_compute_scale`): `src = max((dst + 0.5) * ratio - 0.5, 0)` where `ratio = 1 / S`
-/// (the scale factor as given, which equals `in / out` whenever `in * S` is whole), `i0 = floor(src)`,
+/// PyTorch's `align_corners=False` source index for output `dst` (pytorch/pytorch:
+/// `aten/src/ATen/native/UpSample.h`, `area_pixel_compute_scale` and `area_pixel_compute_source_index`):
+/// `src = max((dst + 0.5) * ratio - 0.5, 0)` where `ratio = 1 / S` (the scale factor as given, which
+/// equals `in / out` whenever `in * S` is whole) and `ratio = 0` when `out = 1`; `i0 = floor(src)`,
 /// `i1 = min(i0 + 1, in - 1)`, weights `1 - (src - i0)` and `src - i0`.
-fn taps(in_size: usize, out_size: usize, ratio: f64) -> Vec<Tap> {
+fn taps(in_size: usize, out_size: usize, scale: f64) -> Vec<Tap> {
+    let ratio = if out_size > 1 { 1.0 / scale } else { 0.0 };
     (0..out_size)
         .map(|d| {
             let src = ((d as f64 + 0.5) * ratio - 0.5).max(0.0);
@@ -126,7 +128,7 @@ impl Transform {
         let at = |ch: usize, y: usize, xx: usize| x[(ch * h + y) * w + xx] as f64;
         match *self {
             Transform::Scale(s) => {
-                let (ty, tx) = (taps(h, oh, 1.0 / s), taps(w, ow, 1.0 / s));
+                let (ty, tx) = (taps(h, oh, s), taps(w, ow, s));
                 for ch in 0..c {
                     for (oy, a) in ty.iter().enumerate() {
                         for (ox, b) in tx.iter().enumerate() {
