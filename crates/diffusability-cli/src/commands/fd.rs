@@ -45,21 +45,18 @@ pub fn threads(n: Option<usize>) -> Result<Threads, Error> {
 /// a directory; `ext` is the required extension.
 pub fn check_output(flag: &str, out: &str, ext: &str) -> Result<(), Error> {
     let p = Path::new(out);
-    if !p
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case(ext))
-    {
+    if !p.extension().is_some_and(|e| e.eq_ignore_ascii_case(ext)) {
         return Err(Error::usage(format!(
             "{flag} {out}: expected a file name ending in .{ext}"
         )));
     }
-    if let Some(d) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !d.is_dir() {
-            return Err(Error::usage(format!(
-                "{flag} {out}: directory {} does not exist",
-                d.display()
-            )));
-        }
+    if let Some(d) = p.parent().filter(|d| !d.as_os_str().is_empty())
+        && !d.is_dir()
+    {
+        return Err(Error::usage(format!(
+            "{flag} {out}: directory {} does not exist",
+            d.display()
+        )));
     }
     if p.is_dir() {
         return Err(Error::usage(format!(

@@ -72,10 +72,7 @@ pub fn run(a: InterpolateArgs) -> Result<(), Failure> {
     )?;
     io::write_npy(
         Path::new(&neighbours_path),
-        &RawArray::i64(
-            vec![sh.n],
-            r.neighbour.iter().map(|&j| j as i64).collect(),
-        ),
+        &RawArray::i64(vec![sh.n], r.neighbour.iter().map(|&j| j as i64).collect()),
     )?;
     let mut warnings = Vec::new();
     if r.linear_fallbacks > 0 {
@@ -108,7 +105,16 @@ pub fn run(a: InterpolateArgs) -> Result<(), Failure> {
             "wrote {}: {} interpolated latents of shape ({}, {}, {}), alpha {}, top {}, seed {}\n\
              wrote {}: the chosen reference index of every query\n\
              mean_entropy: {}\n",
-            a.output, sh.n, sh.c, sh.h, sh.w, p.alpha, p.top, p.seed, neighbours_path, num(r.mean_entropy)
+            a.output,
+            sh.n,
+            sh.c,
+            sh.h,
+            sh.w,
+            p.alpha,
+            p.top,
+            p.seed,
+            neighbours_path,
+            num(r.mean_entropy)
         ))?;
     }
     Ok(())

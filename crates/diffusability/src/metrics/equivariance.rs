@@ -324,14 +324,13 @@ mod tests {
     }
 
     #[test]
-    fn scale_one_is_identity_and_halving_averages_pairs() {
-        assert_eq!(
-            run(Transform::Scale(1.0), 3, 4),
-            grid(3, 4).iter().map(|&v| v as f64).collect::<Vec<_>>()
-        );
+    fn scale_one_is_identity_and_halving_averages_blocks() {
+        let id: Vec<f64> = grid(3, 4).iter().map(|&v| v as f64).collect();
+        assert_eq!(run(Transform::Scale(1.0), 3, 4), id);
         // Halving: src = 2 d + 0.5, so every output is the mean of a 2 x 2 block.
-        let out = run(Transform::Scale(0.5), 2, 4);
-        assert_eq!(out, vec![2.5, 4.5]);
+        assert_eq!(run(Transform::Scale(0.5), 4, 4), vec![2.5, 4.5, 10.5, 12.5]);
+        // An output axis of length 1 takes the first row (ATen's scale is 0 there).
+        assert_eq!(run(Transform::Scale(0.5), 2, 4), vec![0.5, 2.5]);
         assert!(Transform::Scale(0.1).output_hw(4, 4).is_err());
     }
 }

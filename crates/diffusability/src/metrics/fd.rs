@@ -325,6 +325,8 @@ fn sym_eigen(a: MatRef<'_, f64>, vectors: bool) -> Result<(Vec<f64>, Option<Mat<
 /// The Fréchet distance and how it was reached.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Fd {
+    /// The distance (serialized once, by the report that holds these terms).
+    #[serde(skip)]
     pub fd: f64,
     /// `||mu_a - mu_b||^2`.
     pub mean_term: f64,

@@ -75,7 +75,10 @@ fn top_k_and_probabilities_match_numpy() {
             let wc = c.want["cos"][i][a].as_f64().unwrap();
             assert!((nb.cos[i * k + a] - wc).abs() < 1e-13, "query {i}");
             let wp = c.want["probabilities"][i][a].as_f64().unwrap();
-            assert!((it.probabilities[i * k + a] - wp).abs() < 1e-12, "query {i}");
+            assert!(
+                (it.probabilities[i * k + a] - wp).abs() < 1e-12,
+                "query {i}"
+            );
         }
     }
     assert_eq!(it.candidates, nb);
@@ -95,7 +98,10 @@ fn top_one_equals_numpy_slerp() {
             it.linear_fallbacks,
             linear.iter().filter(|x| x.as_bool().unwrap()).count()
         );
-        assert_eq!(it.linear_fallbacks, 1, "query 3 is parallel to reference 17");
+        assert_eq!(
+            it.linear_fallbacks, 1,
+            "query 3 is parallel to reference 17"
+        );
         let want = read_array(
             c.path.join(format!("top1_{alpha}.npy")).to_str().unwrap(),
             None,
@@ -109,7 +115,10 @@ fn top_one_equals_numpy_slerp() {
         // weights come from a differently ordered dot product (1e-15).
         for (k, (a, b)) in it.latents.iter().zip(&want).enumerate() {
             let tol = 2f64.powi(-24) * b.abs() + 1e-12;
-            assert!((*a as f64 - b).abs() <= tol, "alpha {alpha} value {k}: {a} vs {b}");
+            assert!(
+                (*a as f64 - b).abs() <= tol,
+                "alpha {alpha} value {k}: {a} vs {b}"
+            );
         }
     }
 }
@@ -161,7 +170,10 @@ fn results_depend_on_the_seed_only() {
     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(&a.latents), bits(&b.latents));
     let other = run(&c, 5, 0.5, 43, 2);
-    assert_ne!(a.neighbour, other.neighbour, "another seed draws other neighbours");
+    assert_ne!(
+        a.neighbour, other.neighbour,
+        "another seed draws other neighbours"
+    );
 }
 
 #[test]
@@ -173,7 +185,10 @@ fn bad_parameters_and_shapes() {
         seed: 0,
     };
     let e = interpolate(&c.q, &c.r, "r.npy", &p(201, 0.5)).unwrap_err();
-    assert_eq!(e.message, "r.npy: has 200 reference latents, fewer than --top 201");
+    assert_eq!(
+        e.message,
+        "r.npy: has 200 reference latents, fewer than --top 201"
+    );
     let e = interpolate(&c.q, &c.r, "r.npy", &p(0, 0.5)).unwrap_err();
     assert_eq!(e.message, "--top: expected at least 1, found 0");
     let e = interpolate(&c.q, &c.r, "r.npy", &p(1, 1.5)).unwrap_err();

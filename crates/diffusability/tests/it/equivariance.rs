@@ -69,7 +69,10 @@ fn transforms_match_numpy_implementations_of_torch() {
                 0.0
             };
             for (k, (a, b)) in out.iter().zip(&want[i * d..(i + 1) * d]).enumerate() {
-                assert!((a - b).abs() <= tol, "{name} sample {i} value {k}: {a} vs {b}");
+                assert!(
+                    (a - b).abs() <= tol,
+                    "{name} sample {i} value {k}: {a} vs {b}"
+                );
             }
         }
     }

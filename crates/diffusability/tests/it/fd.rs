@@ -45,7 +45,10 @@ fn matches_scipy_sqrtm_where_well_conditioned() {
         r.fd,
         want["fd"]
     );
-    assert_eq!((r.a.kind, r.a.n, r.a.f), (InputKind::Features, Some(3000), 48));
+    assert_eq!(
+        (r.a.kind, r.a.n, r.a.f),
+        (InputKind::Features, Some(3000), 48)
+    );
     assert_eq!(r.terms.rank_a, 48);
     assert!(r.warnings.is_empty(), "{:?}", r.warnings);
     assert!(rel(r.terms.trace_a, num(&want["trace_a"])) < 1e-12);
@@ -91,13 +94,21 @@ fn exact_where_covariances_are_singular() {
     // Commuting diagonal covariances with zero variances: FD = sum (sqrt a - sqrt b)^2 + |dmu|^2,
     // diagonal and randomly rotated (where sqrtm is off by ~1e-8).
     for case in ["diag", "rot"] {
-        let r = fd(dir.path(), &format!("{case}_a.npz"), &format!("{case}_b.npz"));
+        let r = fd(
+            dir.path(),
+            &format!("{case}_a.npz"),
+            &format!("{case}_b.npz"),
+        );
         let exact = num(&e[case]["exact"]);
         assert!(rel(r.fd, exact) < 1e-12, "{case}: {} vs {exact}", r.fd);
         assert_eq!(r.terms.rank_a, 5, "{case}");
         assert_eq!(r.terms.rank_product, 4, "{case}");
         // Symmetric in its arguments.
-        let back = fd(dir.path(), &format!("{case}_b.npz"), &format!("{case}_a.npz"));
+        let back = fd(
+            dir.path(),
+            &format!("{case}_b.npz"),
+            &format!("{case}_a.npz"),
+        );
         assert!(rel(back.fd, exact) < 1e-12, "{case} reversed: {}", back.fd);
     }
 }
@@ -142,10 +153,18 @@ fn err(a: &str, b: &str) -> diffusability::Error {
 fn bad_inputs_name_the_file_and_what_was_expected() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let f32s = |n: usize| (0..n).map(|i| (i as f32 * 0.37).sin()).collect::<Vec<f32>>();
+    let f32s = |n: usize| {
+        (0..n)
+            .map(|i| (i as f32 * 0.37).sin())
+            .collect::<Vec<f32>>()
+    };
     write_npy(&d.join("a.npy"), &RawArray::f32(vec![10, 4], f32s(40))).unwrap();
     write_npy(&d.join("b.npy"), &RawArray::f32(vec![10, 3], f32s(30))).unwrap();
-    write_npy(&d.join("rank3.npy"), &RawArray::f32(vec![2, 3, 4], f32s(24))).unwrap();
+    write_npy(
+        &d.join("rank3.npy"),
+        &RawArray::f32(vec![2, 3, 4], f32s(24)),
+    )
+    .unwrap();
     write_npy(&d.join("one.npy"), &RawArray::f32(vec![1, 4], f32s(4))).unwrap();
     write_npy(&d.join("int.npy"), &RawArray::i64(vec![3, 4], vec![1; 12])).unwrap();
     let mut nan = f32s(40);
@@ -157,13 +176,20 @@ fn bad_inputs_name_the_file_and_what_was_expected() {
     write_npz(&d.join("nosigma.npz"), &[("mu", &mu), ("x", &other)]).unwrap();
     write_npz(&d.join("nomu.npz"), &[("sigma", &sigma), ("x", &other)]).unwrap();
     let bad_sigma = RawArray::f64(vec![4, 3], vec![0.0; 12]);
-    write_npz(&d.join("badsigma.npz"), &[("mu", &mu), ("sigma", &bad_sigma)]).unwrap();
+    write_npz(
+        &d.join("badsigma.npz"),
+        &[("mu", &mu), ("sigma", &bad_sigma)],
+    )
+    .unwrap();
 
     let a = p(d, "a.npy");
     let cases: Vec<(String, String)> = vec![
         (
             p(d, "b.npy"),
-            format!("{}: has features of dimension 3, expected 4 (as in {a})", p(d, "b.npy")),
+            format!(
+                "{}: has features of dimension 3, expected 4 (as in {a})",
+                p(d, "b.npy")
+            ),
         ),
         (
             p(d, "rank3.npy"),
@@ -203,7 +229,10 @@ fn bad_inputs_name_the_file_and_what_was_expected() {
         ),
         (
             p(d, "nomu.npz"),
-            format!("{}: key `mu`: not found; the file has keys `sigma`, `x`", p(d, "nomu.npz")),
+            format!(
+                "{}: key `mu`: not found; the file has keys `sigma`, `x`",
+                p(d, "nomu.npz")
+            ),
         ),
         (
             p(d, "badsigma.npz"),
