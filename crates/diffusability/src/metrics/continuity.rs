@@ -103,19 +103,24 @@ impl Pool {
         }
     }
 
-    /// Drops every entry below (K-th best score) - 2 delta.
+    /// Drops every entry below (K-th best finite score) - 2 delta. Non-finite scores (an f32 dot
+    /// product that overflowed) neither set the threshold nor are dropped.
     fn prune(&mut self) {
-        if self.entries.len() <= self.k {
+        let mut finite: Vec<f64> = self
+            .entries
+            .iter()
+            .map(|e| e.0)
+            .filter(|s| s.is_finite())
+            .collect();
+        if finite.len() < self.k {
             return;
         }
-        let key = |e: &(f64, usize)| if e.0.is_finite() { e.0 } else { f64::INFINITY };
-        let mut scores: Vec<f64> = self.entries.iter().map(key).collect();
-        let kth = *scores
+        let kth = *finite
             .select_nth_unstable_by(self.k - 1, |a, b| b.total_cmp(a))
             .1;
         self.floor = self.floor.max(kth - 2.0 * self.delta);
         let floor = self.floor;
-        self.entries.retain(|e| key(e) >= floor);
+        self.entries.retain(|e| !e.0.is_finite() || e.0 >= floor);
     }
 }
 
@@ -424,7 +429,7 @@ mod tests {
     }
 
     #[test]
-    fn top_k_equals_brute_force_with_duplicates_and_zeros() {
+    fn top_k_equals_brute_force_with_duplicates_zeros_and_overflow() {
         let (c, h, w) = (2, 3, 3);
         let d = c * h * w;
         let nr = POOL_CAP + 500;
@@ -435,10 +440,13 @@ mod tests {
             rv[i * d..(i + 1) * d].copy_from_slice(&dup);
         }
         rv[(nr - 1) * d..].iter_mut().for_each(|x| *x = 0.0);
+        // Rows whose f32 dot products with query 2 overflow to infinity.
+        rv[20 * d..60 * d].iter_mut().for_each(|x| *x *= 1e20);
         let r = Latents::from_vec(c, h, w, rv);
         let mut qv = lcg(37 * d, 2);
         qv[..d].copy_from_slice(&dup);
         qv[d..2 * d].iter_mut().for_each(|x| *x = 0.0);
+        qv[2 * d..3 * d].iter_mut().for_each(|x| *x *= 1e20);
         let q = Latents::from_vec(c, h, w, qv);
         for k in [1, 7] {
             let got = crate::par::Threads(2)
