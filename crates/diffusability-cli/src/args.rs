@@ -4,6 +4,9 @@
 //! The per-metric flags (`--lnc-k`, `--viv-ridge`, ...) are generated from the library's metric registry,
 //! so a new metric parameter is a flag without touching this file.
 
+use crate::commands::equivariance::EquivarianceArgs;
+use crate::commands::fd::FdArgs;
+use crate::commands::interpolate::InterpolateArgs;
 use clap::{Arg, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use diffusability::data::Normalize;
 use diffusability::metrics::{Params, Selection, registry};
@@ -30,6 +33,12 @@ enum Sub {
     /// Which metric predicts generation quality: correlations, perspective ranking, two-metric fits,
     /// figures
     Study(crate::commands::study::StudyArgs),
+    /// Affine equivariance: latents of transformed images against transformed latents
+    Equivariance(EquivarianceArgs),
+    /// iFID's latents: slerp every query towards a reference drawn among its top-K cosine neighbours
+    Interpolate(InterpolateArgs),
+    /// Fréchet distance of two feature sets or mu/sigma statistics files; --save-stats writes one
+    Fd(FdArgs),
     /// List every metric: perspective, direction, needs, default set, parameters
     List {
         /// As the Markdown table of README.md
@@ -126,6 +135,9 @@ pub enum Command {
     Metrics(MetricsArgs),
     Synth(SynthArgs),
     Study(crate::commands::study::StudyArgs),
+    Equivariance(EquivarianceArgs),
+    Interpolate(InterpolateArgs),
+    Fd(FdArgs),
     List { markdown: bool },
 }
 
@@ -177,6 +189,9 @@ fn from_matches(matches: &ArgMatches) -> Result<Command> {
         }
         Sub::Synth(a) => Ok(Command::Synth(a)),
         Sub::Study(a) => Ok(Command::Study(a)),
+        Sub::Equivariance(a) => Ok(Command::Equivariance(a)),
+        Sub::Interpolate(a) => Ok(Command::Interpolate(a)),
+        Sub::Fd(a) => Ok(Command::Fd(a)),
         Sub::List { markdown } => Ok(Command::List { markdown }),
     }
 }

@@ -54,6 +54,9 @@ fn run() -> Result<(), Failure> {
         args::Command::Metrics(a) => commands::metrics::run(a),
         args::Command::Synth(a) => commands::synth::run(a),
         args::Command::Study(a) => commands::study::run(a),
+        args::Command::Equivariance(a) => commands::equivariance::run(a),
+        args::Command::Interpolate(a) => commands::interpolate::run(a),
+        args::Command::Fd(a) => commands::fd::run(a),
         args::Command::List { markdown } => commands::list::run(markdown),
     }
 }

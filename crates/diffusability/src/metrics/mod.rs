@@ -4,6 +4,9 @@
 //! [`registry`] holds the one list of families; the CLI flags, `--metrics` resolution, the report's
 //! `params` and the Python keyword arguments are all derived from it.
 
+pub mod continuity;
+pub mod equivariance;
+pub mod fd;
 pub mod params;
 pub mod registry;
 pub mod run;

@@ -1,7 +1,10 @@
 //! The library's integration tests: oracle comparisons, closed forms, invariants, bad inputs.
 
 mod common;
+mod continuity;
+mod equivariance;
 mod example;
+mod fd;
 mod io;
 mod separability;
 mod smoothness;
