@@ -10,6 +10,7 @@ pub mod data;
 pub mod error;
 pub mod example;
 pub mod io;
+pub mod linalg;
 pub mod metrics;
 pub mod par;
 pub mod progress;
