@@ -17,6 +17,7 @@ pub mod progress;
 pub mod report;
 pub mod stats;
 pub mod synth;
+pub mod trajectory;
 
 pub use error::{Error, ErrorKind, Result};
 

@@ -4,4 +4,5 @@ mod common;
 mod example;
 mod io;
 mod synth;
+mod trajectory;
 mod viv;
