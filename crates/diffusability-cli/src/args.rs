@@ -10,6 +10,8 @@ use diffusability::metrics::{Params, Selection, registry};
 use diffusability::par::Threads;
 use diffusability::{Error, Result};
 
+use crate::commands::trajectory::TrajectoryArgs;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "diffusability",
@@ -27,6 +29,9 @@ enum Sub {
     Metrics(MetricsArgs),
     /// Write a seeded synthetic latent set with known ground truth
     Synth(SynthArgs),
+    /// Straightness, efficiency and length ratio of recorded ODE sampling trajectories, with the V(t)
+    /// overlay and the ideal ODE of the latents' Gaussian model
+    Trajectory(TrajectoryArgs),
     /// List every metric: perspective, direction, needs, default set, parameters
     List {
         /// As the Markdown table of README.md
@@ -122,6 +127,7 @@ pub struct SynthArgs {
 pub enum Command {
     Metrics(MetricsArgs),
     Synth(SynthArgs),
+    Trajectory(TrajectoryArgs),
     List { markdown: bool },
 }
 
@@ -172,6 +178,7 @@ fn from_matches(matches: &ArgMatches) -> Result<Command> {
             Ok(Command::Metrics(a))
         }
         Sub::Synth(a) => Ok(Command::Synth(a)),
+        Sub::Trajectory(a) => Ok(Command::Trajectory(a)),
         Sub::List { markdown } => Ok(Command::List { markdown }),
     }
 }

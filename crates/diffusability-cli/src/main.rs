@@ -53,6 +53,7 @@ fn run() -> Result<(), Failure> {
     match args::parse()? {
         args::Command::Metrics(a) => commands::metrics::run(a),
         args::Command::Synth(a) => commands::synth::run(a),
+        args::Command::Trajectory(a) => commands::trajectory::run(a),
         args::Command::List { markdown } => commands::list::run(markdown),
     }
 }

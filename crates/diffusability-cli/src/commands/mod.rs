@@ -3,3 +3,4 @@
 pub mod list;
 pub mod metrics;
 pub mod synth;
+pub mod trajectory;

@@ -258,7 +258,7 @@ mod tests {
     fn degenerate_paths_give_no_nan() {
         let still = path(&[&[1.0, 2.0], &[3.0, 2.0], &[1.0, 2.0]]);
         let stop = path(&[&[0.0, 0.0], &[1.0, 0.0], &[1.0, 0.0], &[2.0, 0.0]]);
-        let m = summarize(&[stop.clone()], &[0.0, 0.3, 0.6, 1.0]);
+        let m = summarize(&[stop], &[0.0, 0.3, 0.6, 1.0]);
         // Both pairs touch the zero segment: no cosine at all.
         assert_eq!(m.straightness, None);
         assert_eq!(m.efficiency, Some(1.0));
