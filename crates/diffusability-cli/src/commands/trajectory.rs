@@ -35,7 +35,7 @@ pub struct TrajectoryArgs {
     pub layout: String,
     /// Time convention of the sampler: sit (t from 0 at the noise to 1 at the data) or repa
     /// (t_repa = 1 - t from 1 at the noise to 0 at the data; the states keep their order, the times
-    /// are converted by t = 1 - t_repa)
+    /// are converted by t = 1 - t_repa and reported as t)
     #[arg(long, default_value = "sit", value_parser = ["sit", "repa"])]
     pub direction: String,
     /// Latents of the same tokenizer (.npy/.npz/.safetensors file, directory or glob of shards): adds
