@@ -13,6 +13,8 @@ use diffusability::metrics::{Params, Selection, registry};
 use diffusability::par::Threads;
 use diffusability::{Error, Result};
 
+use crate::commands::trajectory::TrajectoryArgs;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "diffusability",
@@ -39,6 +41,9 @@ enum Sub {
     Interpolate(InterpolateArgs),
     /// Fréchet distance of two feature sets or mu/sigma statistics files; --save-stats writes one
     Fd(FdArgs),
+    /// Straightness, efficiency and length ratio of recorded ODE sampling trajectories, with the V(t)
+    /// overlay and the ideal ODE of the latents' Gaussian model
+    Trajectory(TrajectoryArgs),
     /// List every metric: perspective, direction, needs, default set, parameters
     List {
         /// As the Markdown table of README.md
@@ -138,6 +143,7 @@ pub enum Command {
     Equivariance(EquivarianceArgs),
     Interpolate(InterpolateArgs),
     Fd(FdArgs),
+    Trajectory(TrajectoryArgs),
     List { markdown: bool },
 }
 
@@ -192,6 +198,7 @@ fn from_matches(matches: &ArgMatches) -> Result<Command> {
         Sub::Equivariance(a) => Ok(Command::Equivariance(a)),
         Sub::Interpolate(a) => Ok(Command::Interpolate(a)),
         Sub::Fd(a) => Ok(Command::Fd(a)),
+        Sub::Trajectory(a) => Ok(Command::Trajectory(a)),
         Sub::List { markdown } => Ok(Command::List { markdown }),
     }
 }

@@ -57,6 +57,7 @@ fn run() -> Result<(), Failure> {
         args::Command::Equivariance(a) => commands::equivariance::run(a),
         args::Command::Interpolate(a) => commands::interpolate::run(a),
         args::Command::Fd(a) => commands::fd::run(a),
+        args::Command::Trajectory(a) => commands::trajectory::run(a),
         args::Command::List { markdown } => commands::list::run(markdown),
     }
 }

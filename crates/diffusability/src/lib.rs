@@ -18,6 +18,7 @@ pub mod report;
 pub mod stats;
 pub mod study;
 pub mod synth;
+pub mod trajectory;
 
 pub use error::{Error, ErrorKind, Result};
 

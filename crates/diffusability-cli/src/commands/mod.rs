@@ -7,3 +7,4 @@ pub mod list;
 pub mod metrics;
 pub mod study;
 pub mod synth;
+pub mod trajectory;

@@ -11,4 +11,5 @@ mod smoothness;
 mod spatial;
 mod study;
 mod synth;
+mod trajectory;
 mod viv;
