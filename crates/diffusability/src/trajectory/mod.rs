@@ -317,21 +317,9 @@ pub fn vector_f64(a: &RawArray, source: &TimesSource) -> Result<Vec<f64>> {
             a.shape_str()
         )));
     }
-    Ok(match &a.data {
-        ArrayData::F16(v) => v.iter().map(|x| x.to_f64()).collect(),
-        ArrayData::BF16(v) => v.iter().map(|x| x.to_f64()).collect(),
-        ArrayData::F32(v) => v.iter().map(|&x| x as f64).collect(),
-        ArrayData::F64(v) => v.clone(),
-        ArrayData::I8(v) => v.iter().map(|&x| x as f64).collect(),
-        ArrayData::I16(v) => v.iter().map(|&x| x as f64).collect(),
-        ArrayData::I32(v) => v.iter().map(|&x| x as f64).collect(),
-        ArrayData::I64(v) => v.iter().map(|&x| x as f64).collect(),
-        ArrayData::U8(v) => v.iter().map(|&x| x as f64).collect(),
-        ArrayData::U16(v) => v.iter().map(|&x| x as f64).collect(),
-        ArrayData::U32(v) => v.iter().map(|&x| x as f64).collect(),
-        ArrayData::U64(v) => v.iter().map(|&x| x as f64).collect(),
-        ArrayData::Bool(_) => return Err(source.err("expected numbers, found dtype bool")),
-    })
+    a.data
+        .to_f64()
+        .ok_or_else(|| source.err("expected numbers, found dtype bool"))
 }
 
 /// The time grid `t_0 < ... < t_K` in the SiT convention (noise at 0, data at 1).
