@@ -7,6 +7,7 @@
 pub mod params;
 pub mod registry;
 pub mod run;
+pub mod uniformity;
 
 pub use params::{ParamKind, ParamSpec, ParamValue, Params};
 pub use run::{RunOptions, Selection, run};

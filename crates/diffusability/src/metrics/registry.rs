@@ -7,7 +7,7 @@ pub fn families() -> &'static [&'static Family] {
     FAMILIES
 }
 
-static FAMILIES: &[&Family] = &[];
+static FAMILIES: &[&Family] = &[&super::uniformity::FAMILY];
 
 /// Every metric key, in report order.
 pub fn metrics() -> impl Iterator<Item = (&'static Family, &'static MetricInfo)> {

@@ -4,3 +4,4 @@ mod common;
 mod example;
 mod io;
 mod synth;
+mod uniformity;
