@@ -4,11 +4,16 @@
 //! The per-metric flags (`--lnc-k`, `--viv-ridge`, ...) are generated from the library's metric registry,
 //! so a new metric parameter is a flag without touching this file.
 
+use crate::commands::equivariance::EquivarianceArgs;
+use crate::commands::fd::FdArgs;
+use crate::commands::interpolate::InterpolateArgs;
 use clap::{Arg, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use diffusability::data::Normalize;
 use diffusability::metrics::{Params, Selection, registry};
 use diffusability::par::Threads;
 use diffusability::{Error, Result};
+
+use crate::commands::trajectory::TrajectoryArgs;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -27,6 +32,18 @@ enum Sub {
     Metrics(MetricsArgs),
     /// Write a seeded synthetic latent set with known ground truth
     Synth(SynthArgs),
+    /// Which metric predicts generation quality: correlations, perspective ranking, two-metric fits,
+    /// figures
+    Study(crate::commands::study::StudyArgs),
+    /// Affine equivariance: latents of transformed images against transformed latents
+    Equivariance(EquivarianceArgs),
+    /// iFID's latents: slerp every query towards a reference drawn among its top-K cosine neighbours
+    Interpolate(InterpolateArgs),
+    /// Fréchet distance of two feature sets or mu/sigma statistics files; --save-stats writes one
+    Fd(FdArgs),
+    /// Straightness, efficiency and length ratio of recorded ODE sampling trajectories, with the V(t)
+    /// overlay and the ideal ODE of the latents' Gaussian model
+    Trajectory(TrajectoryArgs),
     /// List every metric: perspective, direction, needs, default set, parameters
     List {
         /// As the Markdown table of README.md
@@ -122,6 +139,11 @@ pub struct SynthArgs {
 pub enum Command {
     Metrics(MetricsArgs),
     Synth(SynthArgs),
+    Study(crate::commands::study::StudyArgs),
+    Equivariance(EquivarianceArgs),
+    Interpolate(InterpolateArgs),
+    Fd(FdArgs),
+    Trajectory(TrajectoryArgs),
     List { markdown: bool },
 }
 
@@ -172,6 +194,11 @@ fn from_matches(matches: &ArgMatches) -> Result<Command> {
             Ok(Command::Metrics(a))
         }
         Sub::Synth(a) => Ok(Command::Synth(a)),
+        Sub::Study(a) => Ok(Command::Study(a)),
+        Sub::Equivariance(a) => Ok(Command::Equivariance(a)),
+        Sub::Interpolate(a) => Ok(Command::Interpolate(a)),
+        Sub::Fd(a) => Ok(Command::Fd(a)),
+        Sub::Trajectory(a) => Ok(Command::Trajectory(a)),
         Sub::List { markdown } => Ok(Command::List { markdown }),
     }
 }

@@ -53,6 +53,11 @@ fn run() -> Result<(), Failure> {
     match args::parse()? {
         args::Command::Metrics(a) => commands::metrics::run(a),
         args::Command::Synth(a) => commands::synth::run(a),
+        args::Command::Study(a) => commands::study::run(a),
+        args::Command::Equivariance(a) => commands::equivariance::run(a),
+        args::Command::Interpolate(a) => commands::interpolate::run(a),
+        args::Command::Fd(a) => commands::fd::run(a),
+        args::Command::Trajectory(a) => commands::trajectory::run(a),
         args::Command::List { markdown } => commands::list::run(markdown),
     }
 }

@@ -10,12 +10,15 @@ pub mod data;
 pub mod error;
 pub mod example;
 pub mod io;
+pub mod linalg;
 pub mod metrics;
 pub mod par;
 pub mod progress;
 pub mod report;
 pub mod stats;
+pub mod study;
 pub mod synth;
+pub mod trajectory;
 
 pub use error::{Error, ErrorKind, Result};
 

@@ -83,13 +83,13 @@ pub fn run(a: MetricsArgs) -> Result<(), Failure> {
 fn check_writable(out: &str) -> Result<(), Error> {
     let p = std::path::Path::new(out);
     let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
-    if let Some(d) = dir {
-        if !d.is_dir() {
-            return Err(Error::usage(format!(
-                "-o {out}: directory {} does not exist",
-                d.display()
-            )));
-        }
+    if let Some(d) = dir
+        && !d.is_dir()
+    {
+        return Err(Error::usage(format!(
+            "-o {out}: directory {} does not exist",
+            d.display()
+        )));
     }
     if p.is_dir() {
         return Err(Error::usage(format!(

@@ -70,6 +70,25 @@ impl ArrayData {
         }
     }
 
+    /// The values as f64 (exact for every dtype but i64/u64 beyond 2^53); `None` for bool.
+    pub fn to_f64(&self) -> Option<Vec<f64>> {
+        Some(match self {
+            ArrayData::F16(v) => v.iter().map(|x| x.to_f64()).collect(),
+            ArrayData::BF16(v) => v.iter().map(|x| x.to_f64()).collect(),
+            ArrayData::F32(v) => v.iter().map(|&x| x as f64).collect(),
+            ArrayData::F64(v) => v.clone(),
+            ArrayData::I8(v) => v.iter().map(|&x| x as f64).collect(),
+            ArrayData::I16(v) => v.iter().map(|&x| x as f64).collect(),
+            ArrayData::I32(v) => v.iter().map(|&x| x as f64).collect(),
+            ArrayData::I64(v) => v.iter().map(|&x| x as f64).collect(),
+            ArrayData::U8(v) => v.iter().map(|&x| x as f64).collect(),
+            ArrayData::U16(v) => v.iter().map(|&x| x as f64).collect(),
+            ArrayData::U32(v) => v.iter().map(|&x| x as f64).collect(),
+            ArrayData::U64(v) => v.iter().map(|&x| x as f64).collect(),
+            ArrayData::Bool(_) => return None,
+        })
+    }
+
     pub fn is_float(&self) -> bool {
         matches!(
             self,

@@ -1,7 +1,7 @@
 //! Reading single arrays and statistics files for commands other than `metrics` (`fd`, `interpolate`,
 //! `--normalize stats:FILE`, ...).
 
-use super::array::{ArrayData, RawArray};
+use super::array::RawArray;
 use super::container::{Container, list_keys};
 use crate::error::{Error, Result};
 
@@ -57,23 +57,9 @@ fn vector(a: &RawArray, err: &dyn Fn(String) -> Error) -> Result<Vec<f64>> {
             a.shape_str()
         )));
     }
-    Ok(match &a.data {
-        ArrayData::F16(v) => v.iter().map(|x| x.to_f64()).collect(),
-        ArrayData::BF16(v) => v.iter().map(|x| x.to_f64()).collect(),
-        ArrayData::F32(v) => v.iter().map(|&x| x as f64).collect(),
-        ArrayData::F64(v) => v.clone(),
-        ArrayData::I8(v) => v.iter().map(|&x| x as f64).collect(),
-        ArrayData::I16(v) => v.iter().map(|&x| x as f64).collect(),
-        ArrayData::I32(v) => v.iter().map(|&x| x as f64).collect(),
-        ArrayData::I64(v) => v.iter().map(|&x| x as f64).collect(),
-        ArrayData::U8(v) => v.iter().map(|&x| x as f64).collect(),
-        ArrayData::U16(v) => v.iter().map(|&x| x as f64).collect(),
-        ArrayData::U32(v) => v.iter().map(|&x| x as f64).collect(),
-        ArrayData::U64(v) => v.iter().map(|&x| x as f64).collect(),
-        ArrayData::Bool(_) => {
-            return Err(err("expected numbers, found dtype bool".to_string()));
-        }
-    })
+    a.data
+        .to_f64()
+        .ok_or_else(|| err("expected numbers, found dtype bool".to_string()))
 }
 
 /// Reads per-channel normalization statistics: arrays `mean` and `std` (C values each) from `.npz` or

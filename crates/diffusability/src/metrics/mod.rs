@@ -4,10 +4,17 @@
 //! [`registry`] holds the one list of families; the CLI flags, `--metrics` resolution, the report's
 //! `params` and the Python keyword arguments are all derived from it.
 
+pub mod continuity;
+pub mod equivariance;
+pub mod fd;
 pub mod params;
 pub mod registry;
 pub mod run;
+pub mod separability;
+pub mod smoothness;
+pub mod spatial;
 pub mod uniformity;
+pub mod viv;
 
 pub use params::{ParamKind, ParamSpec, ParamValue, Params};
 pub use run::{RunOptions, Selection, run};

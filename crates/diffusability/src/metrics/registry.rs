@@ -7,7 +7,15 @@ pub fn families() -> &'static [&'static Family] {
     FAMILIES
 }
 
-static FAMILIES: &[&Family] = &[&super::uniformity::FAMILY];
+static FAMILIES: &[&Family] = &[
+    &super::viv::FAMILY,
+    &super::separability::LNC,
+    &super::separability::PROBE,
+    &super::spatial::SPATIAL,
+    &super::spatial::SRSS,
+    &super::smoothness::SMOOTHNESS,
+    &super::uniformity::FAMILY,
+];
 
 /// Every metric key, in report order.
 pub fn metrics() -> impl Iterator<Item = (&'static Family, &'static MetricInfo)> {

@@ -1,3 +1,5 @@
 //! Statistics building blocks shared by metrics.
 
+pub mod dct;
+pub mod knn;
 pub mod rng;

@@ -1,0 +1,293 @@
+//! Thin adapters over faer for the dense f64 linear algebra the metrics share: symmetric
+//! eigendecomposition, Cholesky factors, triangular solves, Gram products and Kronecker helpers.
+//!
+//! Every routine here runs with `Par::Seq`: callers parallelize over independent problems (classes,
+//! chunks, Monte Carlo blocks) with rayon, and faer's own parallelism must never nest inside that.
+//! Matrices are f64; inputs that are not finite are reported as `None` rather than a panic.
+
+use faer::diag::Diag;
+use faer::dyn_stack::{MemBuffer, MemStack};
+use faer::linalg::matmul::triangular::{BlockStructure, matmul as tri_matmul};
+use faer::linalg::triangular_solve::solve_lower_triangular_in_place;
+use faer::reborrow::{Reborrow, ReborrowMut};
+use faer::{Accum, Mat, MatMut, MatRef, Par};
+
+/// Eigenvalues of the symmetric matrix `a` (only its lower triangle is read), ascending.
+/// `None` when `a` holds non-finite values or the iteration fails. Cost `O(n^3)`.
+pub fn sym_eigvals(a: MatRef<'_, f64>) -> Option<Vec<f64>> {
+    eig_imp(a, false).map(|(s, _)| s)
+}
+
+/// Eigenvalues (ascending) and orthonormal eigenvectors (columns) of the symmetric matrix `a`
+/// (lower triangle read): `a = U diag(s) U^T`. `None` on non-finite input. Cost `O(n^3)`.
+pub fn sym_eigen(a: MatRef<'_, f64>) -> Option<(Vec<f64>, Mat<f64>)> {
+    eig_imp(a, true).map(|(s, u)| (s, u.expect("vectors were requested")))
+}
+
+fn eig_imp(a: MatRef<'_, f64>, vectors: bool) -> Option<(Vec<f64>, Option<Mat<f64>>)> {
+    use faer::linalg::evd::{ComputeEigenvectors, self_adjoint_evd, self_adjoint_evd_scratch};
+    let n = a.nrows();
+    assert_eq!(n, a.ncols(), "sym_eig: the matrix must be square");
+    if !all_finite(a) {
+        return None;
+    }
+    let mut s = Diag::<f64>::zeros(n);
+    let mut u = vectors.then(|| Mat::<f64>::zeros(n, n));
+    let compute = if vectors {
+        ComputeEigenvectors::Yes
+    } else {
+        ComputeEigenvectors::No
+    };
+    let mut buf = MemBuffer::new(self_adjoint_evd_scratch::<f64>(
+        n,
+        compute,
+        Par::Seq,
+        Default::default(),
+    ));
+    self_adjoint_evd(
+        a,
+        s.as_mut(),
+        u.as_mut().map(|u| u.as_mut()),
+        Par::Seq,
+        MemStack::new(&mut buf),
+        Default::default(),
+    )
+    .ok()?;
+    let vals: Vec<f64> = (0..n).map(|i| s[i]).collect();
+    vals.iter().all(|v| v.is_finite()).then_some((vals, u))
+}
+
+/// The lower Cholesky factor `L` of the symmetric matrix `a` (`a = L L^T`, lower triangle read), or
+/// `None` when `a` is not numerically positive definite: a pivot `L_ii^2` is not positive and finite,
+/// or falls below `1e-13` times the largest diagonal entry of `a` (then `a` is singular to working
+/// precision and its inverse would be dominated by rounding). Cost `n^3 / 3`.
+pub fn cholesky(a: MatRef<'_, f64>) -> Option<Mat<f64>> {
+    use faer::linalg::cholesky::llt::factor::{cholesky_in_place, cholesky_in_place_scratch};
+    let n = a.nrows();
+    assert_eq!(n, a.ncols(), "cholesky: the matrix must be square");
+    let mut l = Mat::<f64>::zeros(n, n);
+    l.as_mut().copy_from_triangular_lower(a);
+    let max_diag = (0..n).map(|i| a[(i, i)]).fold(0.0f64, f64::max);
+    if !(max_diag > 0.0 && max_diag.is_finite()) {
+        return None;
+    }
+    let mut buf = MemBuffer::new(cholesky_in_place_scratch::<f64>(
+        n,
+        Par::Seq,
+        Default::default(),
+    ));
+    cholesky_in_place(
+        l.as_mut(),
+        Default::default(),
+        Par::Seq,
+        MemStack::new(&mut buf),
+        Default::default(),
+    )
+    .ok()?;
+    let floor = 1e-13 * max_diag;
+    for i in 0..n {
+        let p = l[(i, i)] * l[(i, i)];
+        if !(p.is_finite() && p > floor) {
+            return None;
+        }
+        for j in i + 1..n {
+            l[(i, j)] = 0.0;
+        }
+    }
+    Some(l)
+}
+
+/// `dst = beta * dst + alpha * a^T a` (a symmetric rank-k update, `a` is `k x n`, `dst` is `n x n`).
+/// Only the lower triangle is computed (`k n^2` flops instead of `2 k n^2`), then mirrored.
+pub fn gram_t(dst: MatMut<'_, f64>, accum: Accum, a: MatRef<'_, f64>, alpha: f64) {
+    syrk(dst, accum, a.transpose(), alpha)
+}
+
+/// `dst = beta * dst + alpha * a a^T` (`a` is `n x k`); see [`gram_t`].
+pub fn gram(dst: MatMut<'_, f64>, accum: Accum, a: MatRef<'_, f64>, alpha: f64) {
+    syrk(dst, accum, a, alpha)
+}
+
+fn syrk(mut dst: MatMut<'_, f64>, accum: Accum, a: MatRef<'_, f64>, alpha: f64) {
+    tri_matmul(
+        dst.rb_mut(),
+        BlockStructure::TriangularLower,
+        accum,
+        a,
+        BlockStructure::Rectangular,
+        a.transpose(),
+        BlockStructure::Rectangular,
+        alpha,
+        Par::Seq,
+    );
+    mirror_lower(dst);
+}
+
+/// Copies the strict lower triangle of a square matrix onto its upper triangle.
+pub fn mirror_lower(mut a: MatMut<'_, f64>) {
+    let n = a.nrows();
+    for j in 0..n {
+        for i in j + 1..n {
+            a[(j, i)] = a[(i, j)];
+        }
+    }
+}
+
+/// Solves `L X = B` in place (`L` lower triangular `n x n`, `B` is `n x k`, any strides).
+pub fn solve_lower_in_place(l: MatRef<'_, f64>, rhs: MatMut<'_, f64>) {
+    solve_lower_triangular_in_place(l, rhs, Par::Seq);
+}
+
+/// `dst = alpha * a b` (+ `dst` when `accum` is `Add`), sequential.
+pub fn matmul(
+    dst: MatMut<'_, f64>,
+    accum: Accum,
+    a: MatRef<'_, f64>,
+    b: MatRef<'_, f64>,
+    alpha: f64,
+) {
+    faer::linalg::matmul::matmul(dst, accum, a, b, alpha, Par::Seq);
+}
+
+/// The dense Kronecker product `a (x) b` (`(ra rb) x (ca cb)`), with the row-major `vec` convention
+/// used throughout (`(a (x) b)[(i rb + k, j cb + l)] = a[i,j] b[k,l]`). For small problems and tests:
+/// metrics never form it.
+pub fn kron(a: MatRef<'_, f64>, b: MatRef<'_, f64>) -> Mat<f64> {
+    let (ra, ca, rb, cb) = (a.nrows(), a.ncols(), b.nrows(), b.ncols());
+    Mat::from_fn(ra * rb, ca * cb, |i, j| {
+        a[(i / rb, j / cb)] * b[(i % rb, j % cb)]
+    })
+}
+
+/// `y = a x b^T` for a `p x q` matrix `x` stored row-major in `x` (`a` is `r x p`, `b` is `s x q`),
+/// written row-major into `out` (`r x s`): the product `(a (x) b) vec(x)` without forming the
+/// Kronecker matrix. `tmp` is scratch (`p x s`). Cost `2 (p q s + r p s)`.
+pub fn kron_apply(
+    a: MatRef<'_, f64>,
+    b: MatRef<'_, f64>,
+    x: &[f64],
+    tmp: &mut Vec<f64>,
+    out: &mut [f64],
+) {
+    let (p, q) = (a.ncols(), b.ncols());
+    let (r, s) = (a.nrows(), b.nrows());
+    assert_eq!(x.len(), p * q);
+    assert_eq!(out.len(), r * s);
+    tmp.clear();
+    tmp.resize(p * s, 0.0);
+    let xm = MatRef::from_row_major_slice(x, p, q);
+    let mut t = MatMut::from_row_major_slice_mut(tmp, p, s);
+    matmul(t.rb_mut(), Accum::Replace, xm, b.transpose(), 1.0);
+    let o = MatMut::from_row_major_slice_mut(out, r, s);
+    matmul(o, Accum::Replace, a, t.rb(), 1.0);
+}
+
+/// Sum of the diagonal.
+pub fn trace(a: MatRef<'_, f64>) -> f64 {
+    (0..a.nrows().min(a.ncols())).map(|i| a[(i, i)]).sum()
+}
+
+/// Frobenius norm.
+pub fn frobenius(a: MatRef<'_, f64>) -> f64 {
+    let mut s = 0.0;
+    for j in 0..a.ncols() {
+        for i in 0..a.nrows() {
+            s += a[(i, j)] * a[(i, j)];
+        }
+    }
+    s.sqrt()
+}
+
+/// Frobenius norm of `a - b`.
+pub fn frobenius_diff(a: MatRef<'_, f64>, b: MatRef<'_, f64>) -> f64 {
+    let mut s = 0.0;
+    for j in 0..a.ncols() {
+        for i in 0..a.nrows() {
+            let d = a[(i, j)] - b[(i, j)];
+            s += d * d;
+        }
+    }
+    s.sqrt()
+}
+
+fn all_finite(a: MatRef<'_, f64>) -> bool {
+    (0..a.ncols()).all(|j| (0..a.nrows()).all(|i| a[(i, j)].is_finite()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spd(n: usize, seed: u64) -> Mat<f64> {
+        // splitmix64 entries: full rank (a product of sines, or an affine hash, would not be).
+        let g = Mat::from_fn(n, n + 3, |i, j| {
+            let mut z = (seed << 32 | (i * 1000 + j) as u64).wrapping_add(0x9e37_79b9_7f4a_7c15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            (z >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        });
+        let mut a = Mat::zeros(n, n);
+        gram(a.as_mut(), Accum::Replace, g.as_ref(), 1.0);
+        a
+    }
+
+    #[test]
+    fn eigen_reconstructs() {
+        let a = spd(7, 1);
+        let (s, u) = sym_eigen(a.as_ref()).unwrap();
+        let r = &u * Mat::from_fn(7, 7, |i, j| if i == j { s[i] } else { 0.0 }) * u.transpose();
+        assert!(frobenius_diff(r.as_ref(), a.as_ref()) < 1e-12 * frobenius(a.as_ref()));
+        let v = sym_eigvals(a.as_ref()).unwrap();
+        for (x, y) in v.iter().zip(&s) {
+            assert!((x - y).abs() < 1e-12 * s[6]);
+        }
+        assert!(s.windows(2).all(|w| w[0] <= w[1]));
+    }
+
+    #[test]
+    fn cholesky_and_solve() {
+        let a = spd(6, 2);
+        let l = cholesky(a.as_ref()).unwrap();
+        let r = &l * l.transpose();
+        assert!(frobenius_diff(r.as_ref(), a.as_ref()) < 1e-12 * frobenius(a.as_ref()));
+        let b = Mat::from_fn(6, 3, |i, j| (i + 2 * j) as f64);
+        let mut x = b.clone();
+        solve_lower_in_place(l.as_ref(), x.as_mut());
+        let back = &l * &x;
+        assert!(frobenius_diff(back.as_ref(), b.as_ref()) < 1e-10);
+        // singular: a zero row and column
+        let mut s = spd(4, 3);
+        for k in 0..4 {
+            s[(2, k)] = 0.0;
+            s[(k, 2)] = 0.0;
+        }
+        assert!(cholesky(s.as_ref()).is_none());
+        let nan = Mat::from_fn(2, 2, |i, j| if i == j { f64::NAN } else { 0.0 });
+        assert!(cholesky(nan.as_ref()).is_none());
+        assert!(sym_eigvals(nan.as_ref()).is_none());
+    }
+
+    #[test]
+    fn gram_matches_product() {
+        let a = Mat::from_fn(9, 4, |i, j| ((i * 4 + j) as f64 * 0.3).cos());
+        let mut g = Mat::zeros(4, 4);
+        gram_t(g.as_mut(), Accum::Replace, a.as_ref(), 2.0);
+        let full = a.transpose() * &a * 2.0;
+        assert!(frobenius_diff(g.as_ref(), full.as_ref()) < 1e-12);
+    }
+
+    #[test]
+    fn kron_apply_matches_dense() {
+        let a = Mat::from_fn(3, 2, |i, j| (i as f64 + 1.0) * (j as f64 - 0.5));
+        let b = Mat::from_fn(4, 5, |i, j| ((i * 5 + j) as f64).sin());
+        let x: Vec<f64> = (0..10).map(|i| (i as f64).cos()).collect();
+        let k = kron(a.as_ref(), b.as_ref());
+        let mut out = vec![0.0; 12];
+        kron_apply(a.as_ref(), b.as_ref(), &x, &mut Vec::new(), &mut out);
+        for (i, o) in out.iter().enumerate() {
+            let d: f64 = (0..10).map(|j| k[(i, j)] * x[j]).sum();
+            assert!((o - d).abs() < 1e-12);
+        }
+    }
+}
