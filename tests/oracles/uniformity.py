@@ -9,11 +9,15 @@ Subcommands (each prints one JSON object on stdout):
   kl POINTS.npy EMB.npy [--perplexity 30]
       the exact KL divergence of an embedding of the points: {"kl": ...}
 
-  tsne POINTS.npy OURS.npy [--perplexity 30] [--seeds 5] [--jobs 2]
+  tsne POINTS.npy OURS.npy [OURS.npy ...] [--perplexity 30] [--seeds 5] [--jobs 2]
       openTSNE (FFT gradients) and scikit-learn (Barnes-Hut) on the same points with the settings of
-      metrics.md section 5, the exact KL of their embeddings and of OURS (one function for all three),
-      and the statistics of each: {"ours": {...}, "opentsne": [{...}, ...], "sklearn": [{...}, ...]}
-      with one entry per seed 0..seeds-1, each {"seed", "kl", "time_s", "uniformity_*"}.
+      metrics.md section 5, the exact KL of their embeddings and of each OURS (one function for all),
+      and the statistics of each, every entry {"kl", "uniformity_*", and "seed", "time_s" for references}:
+      {"ours": [{...}, ...] (one per OURS, in order), "opentsne": {...} (PCA init, seed 0),
+       "sklearn_pca": {...} (PCA init, seed 0), "sklearn": [{...}, ...] (random init, seeds 0..seeds-1)}.
+      scikit-learn's seed-to-seed spread is taken with random initialization: with init="pca" its only
+      random step, a randomized SVD for two components, gives the same components for every seed, so
+      the runs coincide and have no spread.
 
 The exact KL: p_{j|i} = exp(-beta_i d_ij^2) / sum_{k != i} exp(-beta_i d_ik^2) over ALL other points,
 beta_i found by bisection on ln(beta_i) (64 halvings, to machine precision) so that the entropy of
@@ -91,11 +95,12 @@ def calibrate(x, perplexity):
     return beta, shift, z
 
 
-def exact_kl(x, y, perplexity):
+def exact_kl(x, y, perplexity, cal=None):
+    """cal: calibrate(x, perplexity), when several embeddings of the same points are evaluated."""
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     n = x.shape[0]
-    beta, shift, z = calibrate(x, perplexity)
+    beta, shift, z = cal if cal is not None else calibrate(x, perplexity)
     norms = np.einsum("ij,ij->i", x, x)
     plogp = 0.0
     plogw = 0.0
@@ -141,7 +146,7 @@ def run_opentsne(x, perplexity, seed, jobs):
     return np.asarray(emb, dtype=np.float64), time.perf_counter() - t
 
 
-def run_sklearn(x, perplexity, seed, jobs):
+def run_sklearn(x, perplexity, seed, jobs, init="pca"):
     from sklearn.manifold import TSNE
 
     t = time.perf_counter()
@@ -151,7 +156,7 @@ def run_sklearn(x, perplexity, seed, jobs):
         early_exaggeration=12.0,
         learning_rate="auto",
         max_iter=1000,
-        init="pca",
+        init=init,
         method="barnes_hut",
         angle=0.5,
         n_jobs=jobs,
@@ -160,9 +165,9 @@ def run_sklearn(x, perplexity, seed, jobs):
     return np.asarray(emb, dtype=np.float64), time.perf_counter() - t
 
 
-def entry(x, y, perplexity, **extra):
+def entry(x, y, perplexity, cal=None, **extra):
     _, st = kde_statistics(y)
-    return {**extra, "kl": exact_kl(x, y, perplexity), **st}
+    return {**extra, "kl": exact_kl(x, y, perplexity, cal), **st}
 
 
 def main():
@@ -180,13 +185,16 @@ def main():
         out = {"kl": exact_kl(np.load(a.files[0]), np.load(a.files[1]), a.perplexity)}
     else:
         x = np.load(a.files[0]).astype(np.float64)
-        ours = np.load(a.files[1])
-        out = {"ours": entry(x, ours, a.perplexity), "opentsne": [], "sklearn": []}
+        cal = calibrate(x, a.perplexity)
+        out = {"ours": [entry(x, np.load(f), a.perplexity, cal) for f in a.files[1:]]}
+        y, t = run_opentsne(x, a.perplexity, 0, a.jobs)
+        out["opentsne"] = entry(x, y, a.perplexity, cal, seed=0, time_s=t)
+        y, t = run_sklearn(x, a.perplexity, 0, a.jobs)
+        out["sklearn_pca"] = entry(x, y, a.perplexity, cal, seed=0, time_s=t)
+        out["sklearn"] = []
         for seed in range(a.seeds):
-            y, t = run_opentsne(x, a.perplexity, seed, a.jobs)
-            out["opentsne"].append(entry(x, y, a.perplexity, seed=seed, time_s=t))
-            y, t = run_sklearn(x, a.perplexity, seed, a.jobs)
-            out["sklearn"].append(entry(x, y, a.perplexity, seed=seed, time_s=t))
+            y, t = run_sklearn(x, a.perplexity, seed, a.jobs, init="random")
+            out["sklearn"].append(entry(x, y, a.perplexity, cal, seed=seed, time_s=t))
     json.dump(out, sys.stdout)
 
 

@@ -13,8 +13,8 @@ use super::params::DefaultValue;
 use super::{
     Context, Family, MetricInfo, Needs, Output, ParamKind, ParamSpec, Params, Perspective,
 };
-use crate::error::{Error, Result};
-use crate::io::{ArrayData, RawArray, read_array};
+use crate::error::{Error, ErrorKind, Result};
+use crate::io::{RawArray, read_array};
 use crate::stats::rng::stream;
 use density::{KdeError, Uniformity};
 use rand_distr::{Distribution, StandardNormal};
@@ -291,41 +291,47 @@ fn describe(e: KdeError) -> String {
     }
 }
 
-/// Reads an `N x 2` embedding as f64, row-major.
-pub fn read_embedding(path: &str) -> Result<Vec<f64>> {
-    let a: RawArray = read_array(path, None)?;
+/// The key an embedding is read from in `.npz` and `.safetensors` files that hold several arrays.
+pub const EMBEDDING_KEY: &str = "embedding";
+
+/// Reads an `N x 2` embedding as f64, row-major: a `.npy` file, or the array `embedding` of an `.npz`
+/// or `.safetensors` file (or its only array), with the key read (`None` for one unnamed or only
+/// array). Errors name the file and the key.
+pub fn read_embedding(path: &str) -> Result<(Vec<f64>, Option<&'static str>)> {
+    let npy = std::path::Path::new(path)
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("npy"));
+    let (a, key): (RawArray, Option<&'static str>) = if npy {
+        (read_array(path, None)?, None)
+    } else {
+        match read_array(path, Some(EMBEDDING_KEY)) {
+            Ok(a) => (a, Some(EMBEDDING_KEY)),
+            // No such key: the file's only array, or an error listing its keys.
+            Err(e) if e.kind == ErrorKind::Input => (read_array(path, None)?, None),
+            Err(e) => return Err(e),
+        }
+    };
     if a.shape.len() != 2 || a.shape[1] != 2 {
         return Err(Error::input(
             path,
-            None,
-            format!("expected an N x 2 embedding, found shape {}", a.shape_str()),
+            key,
+            format!(
+                "expected an N x 2 embedding, found shape {}",
+                a.shape_str()
+            ),
         ));
     }
-    let v: Vec<f64> = match a.data {
-        ArrayData::F16(v) => v.iter().map(|x| x.to_f64()).collect(),
-        ArrayData::BF16(v) => v.iter().map(|x| x.to_f64()).collect(),
-        ArrayData::F32(v) => v.iter().map(|&x| x as f64).collect(),
-        ArrayData::F64(v) => v,
-        ArrayData::I8(v) => v.iter().map(|&x| x as f64).collect(),
-        ArrayData::I16(v) => v.iter().map(|&x| x as f64).collect(),
-        ArrayData::I32(v) => v.iter().map(|&x| x as f64).collect(),
-        ArrayData::I64(v) => v.iter().map(|&x| x as f64).collect(),
-        ArrayData::U8(v) => v.iter().map(|&x| x as f64).collect(),
-        ArrayData::U16(v) => v.iter().map(|&x| x as f64).collect(),
-        ArrayData::U32(v) => v.iter().map(|&x| x as f64).collect(),
-        ArrayData::U64(v) => v.iter().map(|&x| x as f64).collect(),
-        ArrayData::Bool(_) => {
-            return Err(Error::input(
-                path,
-                None,
-                "expected numbers, found dtype bool",
-            ));
-        }
+    let Some(v) = a.data.to_f64() else {
+        return Err(Error::input(
+            path,
+            key,
+            "expected numbers, found dtype bool",
+        ));
     };
     if let Some(bad) = v.iter().position(|x| !x.is_finite()) {
         return Err(Error::input(
             path,
-            None,
+            key,
             format!(
                 "expected finite values, found {} at row {}, column {}",
                 v[bad],
@@ -334,16 +340,16 @@ pub fn read_embedding(path: &str) -> Result<Vec<f64>> {
             ),
         ));
     }
-    Ok(v)
+    Ok((v, key))
 }
 
 fn from_embedding(ctx: &Context<'_>, path: &str) -> Result<Output> {
-    let y = read_embedding(path)?;
+    let (y, key) = read_embedding(path)?;
     ctx.progress.begin("uniformity", 1);
     let dens = density::kde_at_points(&y).map_err(|e| {
         Error::input(
             path,
-            None,
+            key,
             format!(
                 "cannot estimate the density of this embedding: {}",
                 describe(e)

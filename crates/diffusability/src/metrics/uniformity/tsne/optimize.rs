@@ -1,5 +1,6 @@
 //! The optimization (the third stage): gradient descent on the KL divergence with scikit-learn's
-//! schedule and update rule, the repulsion interpolated on an FFT grid (Linderman et al. 2019, FIt-SNE).
+//! schedule and update rule, the repulsion summed over every pair ([`ExactRepulsion`], small maps) or
+//! interpolated on an FFT grid (Linderman et al. 2019, FIt-SNE; [`FftRepulsion`]).
 //!
 //! The loop is ours and follows scikit-learn (`sklearn/manifold/_t_sne.py`, `_gradient_descent`):
 //! - phase 1 (`early_iters`): `P` multiplied by the exaggeration, momentum 0.5; phase 2: momentum 0.8;
@@ -20,6 +21,7 @@
 //! Every step is per point or summed sequentially, and the FFT passes work row by row with identical
 //! plans, so the result is the same for any thread count.
 
+use super::super::vexp::{self, LANES, simd_kernel};
 use super::affinity::Csr;
 use crate::progress::Progress;
 use manifolds_rs::utils::fft::{FftGrid, FftKernels3k, FftWorkspace3k, n_body_fft_2d_3k};
@@ -55,12 +57,49 @@ pub trait RepulsionForces {
     fn forces(&mut self, y: &[f64], out: &mut [f64]) -> f64;
 }
 
-/// The exact repulsion, per point in fixed chunks.
-pub struct ExactRepulsion;
+simd_kernel! {
+    /// For the point `(xi, yi)` against the points `(xs, ys)`: `(sum q^2 dx, sum q^2 dy, sum q)` with
+    /// `q = 1 / (1 + dx^2 + dy^2)`, `d = (xi, yi) - (x_j, y_j)`, in lanes merged in order.
+    fn exact_row(xs: &[f64], ys: &[f64], xi: f64, yi: f64) -> [f64; 3] {
+        let mut acc = [[0.0; LANES]; 3];
+        let mut cx = xs.chunks_exact(LANES);
+        let mut cy = ys.chunks_exact(LANES);
+        for (bx, by) in (&mut cx).zip(&mut cy) {
+            for l in 0..LANES {
+                let (dx, dy) = (xi - bx[l], yi - by[l]);
+                let q = 1.0 / (1.0 + dx * dx + dy * dy);
+                let q2 = q * q;
+                acc[0][l] += q2 * dx;
+                acc[1][l] += q2 * dy;
+                acc[2][l] += q;
+            }
+        }
+        for (l, (px, py)) in cx.remainder().iter().zip(cy.remainder()).enumerate() {
+            let (dx, dy) = (xi - px, yi - py);
+            let q = 1.0 / (1.0 + dx * dx + dy * dy);
+            acc[0][l] += q * q * dx;
+            acc[1][l] += q * q * dy;
+            acc[2][l] += q;
+        }
+        [vexp::merge(&acc[0]), vexp::merge(&acc[1]), vexp::merge(&acc[2])]
+    }
+}
+
+/// The exact repulsion, per point in fixed chunks, each point's sums in SIMD lanes: `n^2` pairs per
+/// call (about 0.3 ns per pair with AVX-512), cheaper than the FFT grid up to a few thousand points.
+#[derive(Default)]
+pub struct ExactRepulsion {
+    xs: Vec<f64>,
+    ys: Vec<f64>,
+}
 
 impl RepulsionForces for ExactRepulsion {
     fn forces(&mut self, y: &[f64], out: &mut [f64]) -> f64 {
-        let n = y.len() / 2;
+        self.xs.clear();
+        self.ys.clear();
+        self.xs.extend(y.iter().step_by(2));
+        self.ys.extend(y.iter().skip(1).step_by(2));
+        let (xs, ys) = (&self.xs, &self.ys);
         let z: Vec<f64> = out
             .par_chunks_mut(2 * CHUNK)
             .enumerate()
@@ -68,18 +107,11 @@ impl RepulsionForces for ExactRepulsion {
                 let mut z = 0.0;
                 for (r, f) in o.chunks_exact_mut(2).enumerate() {
                     let i = c * CHUNK + r;
-                    let (xi, yi) = (y[2 * i], y[2 * i + 1]);
-                    let (mut fx, mut fy) = (0.0, 0.0);
-                    for j in 0..n {
-                        let (dx, dy) = (xi - y[2 * j], yi - y[2 * j + 1]);
-                        let q = 1.0 / (1.0 + dx * dx + dy * dy);
-                        fx += q * q * dx;
-                        fy += q * q * dy;
-                        z += q;
-                    }
+                    let [fx, fy, zi] = exact_row(xs, ys, xs[i], ys[i]);
                     f[0] = fx;
                     f[1] = fy;
-                    z -= 1.0;
+                    // The pair (i, i) adds q = 1 to Z and nothing to the forces.
+                    z += zi - 1.0;
                 }
                 z
             })
@@ -260,7 +292,7 @@ pub fn optimize(
 ) -> Vec<f64> {
     match repulsion {
         Repulsion::Fft => run(p, init, schedule, &mut FftRepulsion::default(), progress),
-        Repulsion::Exact => run(p, init, schedule, &mut ExactRepulsion, progress),
+        Repulsion::Exact => run(p, init, schedule, &mut ExactRepulsion::default(), progress),
     }
 }
 
@@ -350,7 +382,7 @@ mod tests {
             let y = map(scale);
             let (mut a, mut b) = (vec![0.0; y.len()], vec![0.0; y.len()]);
             let za = FftRepulsion::default().forces(&y, &mut a);
-            let zb = ExactRepulsion.forces(&y, &mut b);
+            let zb = ExactRepulsion::default().forces(&y, &mut b);
             assert!(
                 (za - zb).abs() < tol_z * zb,
                 "scale {scale}: Z {za} vs {zb}"
