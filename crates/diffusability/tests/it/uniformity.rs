@@ -184,11 +184,10 @@ fn spread(entries: &serde_json::Value, key: &str) -> (f64, f64, Vec<f64>) {
     (m, sd, v)
 }
 
-/// The t-SNE against openTSNE (FFT gradients) and scikit-learn (Barnes-Hut) on the same 1,000
+/// The t-SNE against openTSNE (FFT gradients) and scikit-learn (Barnes-Hut) on the same 800
 /// 32-dimensional points, every KL computed by the oracle with one function:
-/// - the embedding the metric uses at this size (exact repulsion) reaches an exact KL no more than
-///   3 % above openTSNE's, and the FFT path forced on the same points lands within 3 % of openTSNE's
-///   either way (both interpolate the repulsion on a grid of boxes at most 1 unit wide);
+/// - the exact KL is within 3 % of openTSNE's (both interpolate the repulsion on a grid of boxes at
+///   most 1 unit wide; on 1,500-10,000 points the two ended 0.2-1.8 % apart);
 /// - each of the three statistics lies in the 95 % prediction interval of scikit-learn's seed-to-seed
 ///   spread: `mean +- t(0.975, s - 1) sd sqrt(1 + 1/s)` over `s = 5` seeds (random initialization: with
 ///   PCA initialization every seed gives the same map). The bare min-max range of 5 seeds would hold
@@ -196,41 +195,31 @@ fn spread(entries: &serde_json::Value, key: &str) -> (f64, f64, Vec<f64>) {
 #[test]
 fn tsne_matches_opentsne_and_sklearn() {
     let dir = tmp();
-    let (n, d) = (1000, 32);
+    let (n, d) = (800, 32);
     let x = mixture(n, d, 6, 21);
     let s = Settings::new(30.0, 1000);
-    assert_eq!(s.repulsion_for(n), tsne::optimize::Repulsion::Exact);
+    assert_eq!(s.repulsion_method(), tsne::optimize::Repulsion::Fft);
     let ours = tsne::embed(Points::new(&x, n, d), &s, None, &Silent).unwrap();
-    let fft = Settings {
-        repulsion: Some(tsne::optimize::Repulsion::Fft),
-        ..s
-    };
-    let ours_fft = tsne::embed(Points::new(&x, n, d), &fft, None, &Silent).unwrap();
-    let (px, py, pf) = (
-        path(dir.path(), "x.npy"),
-        path(dir.path(), "ours.npy"),
-        path(dir.path(), "ours_fft.npy"),
-    );
+    let (px, py) = (path(dir.path(), "x.npy"), path(dir.path(), "ours.npy"));
     write_npy(Path::new(&px), &RawArray::f64(vec![n, d], x.clone())).unwrap();
     write_npy(Path::new(&py), &RawArray::f64(vec![n, 2], ours.y.clone())).unwrap();
-    write_npy(Path::new(&pf), &RawArray::f64(vec![n, 2], ours_fft.y.clone())).unwrap();
     let want = oracle(
         "uniformity.py",
-        &["tsne", &px, &py, &pf, "--seeds", "5", "--jobs", "2"],
+        &["tsne", &px, &py, "--seeds", "5", "--jobs", "2"],
     );
-    let (o, of) = (&want["ours"][0], &want["ours"][1]);
+    let o = &want["ours"][0];
     // Our own exact KL agrees with the oracle's (see exact_kl_equals_the_oracle).
     assert!(rel(ours.kl, o["kl"].as_f64().unwrap()) < 1e-8);
-    assert!(rel(ours_fft.kl, of["kl"].as_f64().unwrap()) < 1e-8);
     let ot = want["opentsne"]["kl"].as_f64().unwrap();
-    let (kl, kl_fft) = (o["kl"].as_f64().unwrap(), of["kl"].as_f64().unwrap());
+    let kl = o["kl"].as_f64().unwrap();
     let report = format!(
-        "KL ours {kl}, ours (FFT) {kl_fft}, openTSNE {ot}, scikit-learn (PCA init) {}, scikit-learn seeds {:?}",
+        "KL ours {kl}, openTSNE {ot}, scikit-learn (PCA init) {}, scikit-learn seeds {:?}; ours {o}, openTSNE {}, scikit-learn (PCA init) {}",
         want["sklearn_pca"]["kl"],
-        spread(&want["sklearn"], "kl").2
+        spread(&want["sklearn"], "kl").2,
+        want["opentsne"],
+        want["sklearn_pca"]
     );
-    assert!(kl <= 1.03 * ot, "{report}");
-    assert!((kl_fft - ot).abs() <= 0.03 * ot, "{report}");
+    assert!((kl - ot).abs() <= 0.03 * ot, "{report}");
     // t(0.975, 4) = 2.776.
     let half = 2.776 * (1.0f64 + 1.0 / 5.0).sqrt();
     for k in KEYS {

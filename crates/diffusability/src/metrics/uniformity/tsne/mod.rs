@@ -6,9 +6,9 @@
 //! early exaggeration 12 for the first 250, learning rate `max(n / 12, 200)` on the gradient without
 //! its factor 4 (= scikit-learn's `max(n / 48, 50)` with it; openTSNE's "auto"), PCA initialization with
 //! standard deviation 1e-4, momentum 0.5 then 0.8, delta-bar-delta gains with floor 0.01.
-//! The repulsion is summed over every pair up to [`EXACT_MAX_POINTS`] points, where that costs no
-//! more than the FFT grid (whose cost has a floor of 50 boxes per axis) and has no interpolation
-//! error, and is FFT-interpolated above.
+//! The repulsion is FFT-interpolated at every size, so that maps of any `n` are optimized alike
+//! (the exact sums, [`optimize::Repulsion::Exact`], reach a lower KL: 14-15 % lower at 1,500-2,000
+//! points, where they cost about as much as the grid; they are kept for tests and comparisons).
 //! The whole pipeline is deterministic: no randomness at all (the caller's seed only picks the
 //! points), and the same result for any thread count.
 
@@ -21,12 +21,6 @@ pub use affinity::Points;
 
 use crate::progress::Progress;
 
-/// Largest point count whose repulsion is computed over every pair. On 32-dimensional points the
-/// exact sums took 3.0 CPU s for 1000 iterations against 3.5 s for the FFT grid at 1,500 points
-/// and 5.3 s against 4.7 s at 2,000 (the grid has at least 50 boxes per axis whatever `n`), and ended
-/// at a 14-15 % lower exact KL: the interpolation error, not the optimizer, limits the FFT path there.
-pub const EXACT_MAX_POINTS: usize = 2000;
-
 /// The t-SNE settings.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Settings {
@@ -35,7 +29,7 @@ pub struct Settings {
     pub early_iters: usize,
     pub early_exaggeration: f64,
     pub init_std: f64,
-    /// `None`: exact up to [`EXACT_MAX_POINTS`] points, FFT-interpolated above.
+    /// `None`: FFT-interpolated (the metric's setting).
     pub repulsion: Option<optimize::Repulsion>,
 }
 
@@ -53,12 +47,8 @@ impl Settings {
     }
 
     /// How the repulsion of `n` points is computed.
-    pub fn repulsion_for(&self, n: usize) -> optimize::Repulsion {
-        self.repulsion.unwrap_or(if n <= EXACT_MAX_POINTS {
-            optimize::Repulsion::Exact
-        } else {
-            optimize::Repulsion::Fft
-        })
+    pub fn repulsion_method(&self) -> optimize::Repulsion {
+        self.repulsion.unwrap_or(optimize::Repulsion::Fft)
     }
 
     /// Neighbours per point of the sparse `P`: `min(n - 1, floor(3 perplexity + 1))` (scikit-learn).
@@ -78,7 +68,7 @@ impl Settings {
 
     /// The settings as JSON (for the report's details).
     pub fn to_json(&self, n: usize) -> serde_json::Value {
-        let repulsion = match self.repulsion_for(n) {
+        let repulsion = match self.repulsion_method() {
             optimize::Repulsion::Exact => "exact (every pair)",
             optimize::Repulsion::Fft => "FFT-interpolated (FIt-SNE grid, manifolds-rs 0.8.0 n-body FFT)",
         };
@@ -152,7 +142,7 @@ pub fn embed(
         early_exaggeration: s.early_exaggeration,
         learning_rate: s.learning_rate(n),
     };
-    let y = optimize::optimize(&p, &y0, &schedule, s.repulsion_for(n), progress);
+    let y = optimize::optimize(&p, &y0, &schedule, s.repulsion_method(), progress);
     let kl = kl::exact_kl(x, &a.exact, &y);
     Ok(Embedding {
         y,
