@@ -14,7 +14,8 @@ Subcommands (each prints one JSON object on stdout):
       metrics.md section 5, the exact KL of their embeddings and of each OURS (one function for all),
       and the statistics of each, every entry {"kl", "uniformity_*", and "seed", "time_s" for references}:
       {"ours": [{...}, ...] (one per OURS, in order), "opentsne": {...} (PCA init, seed 0),
-       "sklearn_pca": {...} (PCA init, seed 0), "sklearn": [{...}, ...] (random init, seeds 0..seeds-1)}.
+       "sklearn_pca": {...} (PCA init, seed 0; only with --seeds > 0),
+       "sklearn": [{...}, ...] (random init, seeds 0..seeds-1)}.
       scikit-learn's seed-to-seed spread is taken with random initialization: with init="pca" its only
       random step, a randomized SVD for two components, gives the same components for every seed, so
       the runs coincide and have no spread.
@@ -189,8 +190,9 @@ def main():
         out = {"ours": [entry(x, np.load(f), a.perplexity, cal) for f in a.files[1:]]}
         y, t = run_opentsne(x, a.perplexity, 0, a.jobs)
         out["opentsne"] = entry(x, y, a.perplexity, cal, seed=0, time_s=t)
-        y, t = run_sklearn(x, a.perplexity, 0, a.jobs)
-        out["sklearn_pca"] = entry(x, y, a.perplexity, cal, seed=0, time_s=t)
+        if a.seeds > 0:
+            y, t = run_sklearn(x, a.perplexity, 0, a.jobs)
+            out["sklearn_pca"] = entry(x, y, a.perplexity, cal, seed=0, time_s=t)
         out["sklearn"] = []
         for seed in range(a.seeds):
             y, t = run_sklearn(x, a.perplexity, seed, a.jobs, init="random")

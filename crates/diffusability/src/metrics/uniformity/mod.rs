@@ -315,10 +315,7 @@ pub fn read_embedding(path: &str) -> Result<(Vec<f64>, Option<&'static str>)> {
         return Err(Error::input(
             path,
             key,
-            format!(
-                "expected an N x 2 embedding, found shape {}",
-                a.shape_str()
-            ),
+            format!("expected an N x 2 embedding, found shape {}", a.shape_str()),
         ));
     }
     let Some(v) = a.data.to_f64() else {

@@ -70,7 +70,9 @@ impl Settings {
     pub fn to_json(&self, n: usize) -> serde_json::Value {
         let repulsion = match self.repulsion_method() {
             optimize::Repulsion::Exact => "exact (every pair)",
-            optimize::Repulsion::Fft => "FFT-interpolated (FIt-SNE grid, manifolds-rs 0.8.0 n-body FFT)",
+            optimize::Repulsion::Fft => {
+                "FFT-interpolated (FIt-SNE grid, manifolds-rs 0.8.0 n-body FFT)"
+            }
         };
         serde_json::json!({
             "implementation": "exact kNN affinities, PCA init, scikit-learn update rule",
