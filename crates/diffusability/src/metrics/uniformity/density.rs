@@ -72,8 +72,11 @@ pub fn kde_at_points(y: &[f64]) -> Result<Vec<f64>, KdeError> {
     let c2 = syy - b * b;
     // Near-singular counts as singular (condition number above 1e12), where scipy's Cholesky would
     // succeed or fail on rounding alone.
-    if !(sxx > 0.0 && c2 > 1e-12 * syy && det > 1e-12 * sxx * syy)
-        || !(a.is_finite() && c2.is_finite())
+    if !(sxx > 0.0
+        && c2 > 1e-12 * syy
+        && det > 1e-12 * sxx * syy
+        && a.is_finite()
+        && c2.is_finite())
     {
         return Err(KdeError::Singular { det });
     }

@@ -18,7 +18,7 @@ pub const LANES: usize = 8;
 
 const LOG2E: f64 = std::f64::consts::LOG2_E;
 /// `ln 2` split so that `n * LN2_HI` is exact for the `|n| <= 1100` used here (fdlibm's split).
-const LN2_HI: f64 = 6.931_471_803_691_238_2e-1;
+const LN2_HI: f64 = 6.931_471_803_691_238e-1;
 const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
 /// `1.5 * 2^52`: adding it rounds to an integer held in the low mantissa bits.
 const SHIFT: f64 = 6_755_399_441_055_744.0;
@@ -29,13 +29,7 @@ const MAX_ARG: f64 = 709.0;
 /// `e^x` for finite `x <= 709`, within about 2 ulps; 0 for `x < -708` (where `e^x < 3.3e-308`).
 #[inline(always)]
 pub fn exp(x: f64) -> f64 {
-    let xc = if x < MIN_ARG {
-        MIN_ARG
-    } else if x > MAX_ARG {
-        MAX_ARG
-    } else {
-        x
-    };
+    let xc = x.clamp(MIN_ARG, MAX_ARG);
     // x = n ln2 + r with |r| <= ln2 / 2 (Cody-Waite reduction).
     let t = xc * LOG2E + SHIFT;
     let nf = t - SHIFT;

@@ -96,7 +96,7 @@ pub fn pca(x: Points<'_>, target_std: f64, second: Option<&[f64]>) -> Result<Vec
     }
     let m0 = (0..n).map(|i| y[2 * i]).sum::<f64>() / n as f64;
     let sd0 = ((0..n).map(|i| (y[2 * i] - m0).powi(2)).sum::<f64>() / n as f64).sqrt();
-    if !(sd0 > 0.0) || !sd0.is_finite() {
+    if !sd0.is_finite() || sd0 <= 0.0 {
         return Err(InitError::NoVariance);
     }
     let k = target_std / sd0;

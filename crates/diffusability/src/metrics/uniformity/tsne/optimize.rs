@@ -130,7 +130,7 @@ const LADDER: f64 = 16.0;
 pub fn fft_size(n: usize) -> usize {
     let smooth = |mut v: usize| {
         for f in [2, 3, 5] {
-            while v % f == 0 {
+            while v.is_multiple_of(f) {
                 v /= f;
             }
         }
