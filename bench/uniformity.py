@@ -15,8 +15,7 @@ bench/data/uniformity/ (deleted at the end unless --keep), then
    tests/oracles/uniformity.py: P over all pairs with each point's Gaussian calibrated by bisection) and
    the three statistics with scipy's gaussian_kde.
 Prints wall and CPU times, KL values, statistics and ratios as JSON. Times include the affinities and the
-optimization; ours also include the exact KL that every repeat reports. Needs bench/requirements.txt plus
-openTSNE and scipy.
+optimization; ours also include the exact KL that every repeat reports. Needs bench/requirements.txt.
 """
 
 import argparse
