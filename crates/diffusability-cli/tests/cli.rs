@@ -3,6 +3,10 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+/// The default metrics include the uniformity family, whose default is 10 t-SNE maps of 10,000
+/// points each (minutes): these tests, which check the report and not those metrics, use one small map.
+const SMALL_TSNE: [&str; 4] = ["--tsne-samples", "500", "--uniformity-repeats", "1"];
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_diffusability"))
 }
@@ -25,7 +29,16 @@ fn json(o: &Output) -> serde_json::Value {
 
 #[test]
 fn example_runs_without_input() {
-    let o = run(&["metrics", "--json", "--threads", "1"]);
+    let o = run(&[
+        "metrics",
+        "--json",
+        "--threads",
+        "1",
+        SMALL_TSNE[0],
+        SMALL_TSNE[1],
+        SMALL_TSNE[2],
+        SMALL_TSNE[3],
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let r = json(&o);
     assert_eq!(r["tool"]["name"], "diffusability");
@@ -44,10 +57,25 @@ fn example_runs_without_input() {
 
 #[test]
 fn lines_list_the_metrics_of_the_json() {
-    let o = run(&["metrics", "--quiet"]);
+    let o = run(&[
+        "metrics",
+        "--quiet",
+        SMALL_TSNE[0],
+        SMALL_TSNE[1],
+        SMALL_TSNE[2],
+        SMALL_TSNE[3],
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stderr(&o).is_empty(), "--quiet printed: {}", stderr(&o));
-    let j = json(&run(&["metrics", "--json", "--quiet"]));
+    let j = json(&run(&[
+        "metrics",
+        "--json",
+        "--quiet",
+        SMALL_TSNE[0],
+        SMALL_TSNE[1],
+        SMALL_TSNE[2],
+        SMALL_TSNE[3],
+    ]));
     let keys: Vec<String> = stdout(&o)
         .lines()
         .map(|l| l.split(": ").next().unwrap().to_string())
@@ -59,8 +87,28 @@ fn lines_list_the_metrics_of_the_json() {
 
 #[test]
 fn results_do_not_depend_on_threads() {
-    let a = json(&run(&["metrics", "--json", "--quiet", "--threads", "1"]));
-    let b = json(&run(&["metrics", "--json", "--quiet", "--threads", "2"]));
+    let a = json(&run(&[
+        "metrics",
+        "--json",
+        "--quiet",
+        "--threads",
+        "1",
+        SMALL_TSNE[0],
+        SMALL_TSNE[1],
+        SMALL_TSNE[2],
+        SMALL_TSNE[3],
+    ]));
+    let b = json(&run(&[
+        "metrics",
+        "--json",
+        "--quiet",
+        "--threads",
+        "2",
+        SMALL_TSNE[0],
+        SMALL_TSNE[1],
+        SMALL_TSNE[2],
+        SMALL_TSNE[3],
+    ]));
     assert_eq!(a["metrics"], b["metrics"]);
     assert_eq!(a["details"], b["details"]);
     assert_eq!(a["input"], b["input"]);
@@ -70,7 +118,17 @@ fn results_do_not_depend_on_threads() {
 fn report_file_equals_json_output() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r.json");
-    let o = run(&["metrics", "--quiet", "--json", "-o", out.to_str().unwrap()]);
+    let o = run(&[
+        "metrics",
+        "--quiet",
+        "--json",
+        "-o",
+        out.to_str().unwrap(),
+        SMALL_TSNE[0],
+        SMALL_TSNE[1],
+        SMALL_TSNE[2],
+        SMALL_TSNE[3],
+    ]);
     assert_eq!(o.status.code(), Some(0));
     let file: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     assert_eq!(file["metrics"], json(&o)["metrics"]);
@@ -79,7 +137,15 @@ fn report_file_equals_json_output() {
 #[test]
 fn closed_stdout_pipe_is_a_clean_exit() {
     let mut child = bin()
-        .args(["metrics", "--json", "--quiet"])
+        .args([
+            "metrics",
+            "--json",
+            "--quiet",
+            SMALL_TSNE[0],
+            SMALL_TSNE[1],
+            SMALL_TSNE[2],
+            SMALL_TSNE[3],
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -156,7 +222,16 @@ fn synth_output_is_a_valid_input() {
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(Path::new(f).exists());
-    let o = run(&["metrics", f, "--json", "--quiet"]);
+    let o = run(&[
+        "metrics",
+        f,
+        "--json",
+        "--quiet",
+        SMALL_TSNE[0],
+        SMALL_TSNE[1],
+        SMALL_TSNE[2],
+        SMALL_TSNE[3],
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let r = json(&o);
     assert_eq!(r["input"]["n"], 120);

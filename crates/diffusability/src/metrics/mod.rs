@@ -13,6 +13,7 @@ pub mod run;
 pub mod separability;
 pub mod smoothness;
 pub mod spatial;
+pub mod uniformity;
 pub mod viv;
 
 pub use params::{ParamKind, ParamSpec, ParamValue, Params};

@@ -14,6 +14,7 @@ static FAMILIES: &[&Family] = &[
     &super::spatial::SPATIAL,
     &super::spatial::SRSS,
     &super::smoothness::SMOOTHNESS,
+    &super::uniformity::FAMILY,
 ];
 
 /// Every metric key, in report order.

@@ -12,4 +12,5 @@ mod spatial;
 mod study;
 mod synth;
 mod trajectory;
+mod uniformity;
 mod viv;
