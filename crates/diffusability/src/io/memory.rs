@@ -119,3 +119,120 @@ pub fn from_host(
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::{InputSpec, load, write_npy};
+
+    /// A caller's buffer: 8-byte words, so that any element type is aligned.
+    #[derive(Debug)]
+    struct Words(Vec<u64>);
+
+    impl HostBuffer for Words {
+        fn bytes(&self) -> &[u8] {
+            bytemuck::cast_slice(&self.0)
+        }
+    }
+
+    fn host<T: bytemuck::Pod>(name: &str, dtype: &str, shape: &[usize], v: &[T]) -> HostArray {
+        let bytes: &[u8] = bytemuck::cast_slice(v);
+        let mut words = vec![0u64; bytes.len().div_ceil(8)];
+        bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
+        HostArray {
+            name: name.into(),
+            dtype: dtype.into(),
+            shape: shape.to_vec(),
+            buffer: Arc::new(Words(words)),
+        }
+    }
+
+    fn values(n: usize) -> Vec<f32> {
+        (0..n).map(|i| ((i as f32) * 0.37).sin()).collect()
+    }
+
+    #[test]
+    fn f32_is_read_in_place_and_matches_a_file() {
+        let (n, c, h, w) = (6, 2, 3, 3);
+        let v = values(n * c * h * w);
+        let z = host("latents", "f32", &[n, c, h, w], &v);
+        let labels = host("labels", "i32", &[n], &[0i32, 1, 0, 1, 2, 2]);
+        let d = from_host(&z, Some(&labels), None, "mem").unwrap();
+        assert_eq!(
+            d.latents.sample(0).as_ptr() as usize,
+            z.buffer.bytes().as_ptr() as usize
+        );
+        assert_eq!(d.latents.sample(5), &v[5 * 18..]);
+
+        let dir = tempfile::tempdir().unwrap();
+        let zp = dir.path().join("z.npy");
+        let lp = dir.path().join("l.npy");
+        write_npy(&zp, &RawArray::f32(vec![n, c, h, w], v.clone())).unwrap();
+        write_npy(&lp, &RawArray::i64(vec![n], vec![0, 1, 0, 1, 2, 2])).unwrap();
+        let f = load(&InputSpec {
+            path: zp.display().to_string(),
+            labels: Some(lp.display().to_string()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(d.source.sha256, f.source.sha256);
+        assert_eq!(d.labels.unwrap().raw, f.labels.unwrap().raw);
+    }
+
+    #[test]
+    fn other_dtypes_are_converted() {
+        let v: Vec<f64> = values(2 * 4).iter().map(|&x| x as f64).collect();
+        let d = from_host(&host("latents", "f64", &[2, 1, 2, 2], &v), None, None, "m").unwrap();
+        assert_eq!(d.source.dtype, "f64");
+        assert_eq!(d.latents.sample(1)[3], v[7] as f32);
+    }
+
+    #[test]
+    fn errors_name_the_array() {
+        let v = values(8);
+        let e = from_host(&host("latents", "f32", &[2, 4], &v), None, None, "m").unwrap_err();
+        assert_eq!(
+            e.message,
+            "latents: expected 4 dimensions (N, C, H, W), found shape (2, 4)"
+        );
+        let e = from_host(
+            &host("latents", "i32", &[2, 1, 2, 2], &[0i32; 8]),
+            None,
+            None,
+            "m",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.message,
+            "latents: expected floating-point latents (f16, bf16, f32 or f64), found dtype i32"
+        );
+        let z = host("latents", "f32", &[2, 1, 2, 2], &v);
+        let l = host("labels", "i64", &[3], &[0i64, 1, 2]);
+        let e = from_host(&z, Some(&l), None, "m").unwrap_err();
+        assert_eq!(
+            e.message,
+            "labels: has 3 entries, expected 2 (one per latent)"
+        );
+        let m = host("masks", "u8", &[2, 3, 3], &[1u8; 18]);
+        let e = from_host(&z, None, Some(&m), "m").unwrap_err();
+        assert_eq!(
+            e.message,
+            "masks: mask size 3x3 is not a positive whole multiple of the latent grid 2x2"
+        );
+        let mut bad = v.clone();
+        bad[6] = f32::INFINITY;
+        let e = from_host(
+            &host("latents", "f32", &[2, 1, 2, 2], &bad),
+            None,
+            None,
+            "m",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.message,
+            "latents: expected finite values, found 1 infinite; the first is in sample 1"
+        );
+        let e = from_host(&host("latents", "c64", &[2, 1, 2, 2], &v), None, None, "m").unwrap_err();
+        assert!(e.message.starts_with("latents: unsupported dtype `c64`"));
+    }
+}
