@@ -7,7 +7,9 @@ at the end unless --keep), runs the Rust bench target (cargo bench --bench separ
 same data: pooled features once (channel-normalized, mean over tokens), faiss IndexFlatIP on the
 normalized pooled vectors, scikit-learn NearestNeighbors(algorithm="brute", metric="cosine"), and
 scikit-learn LogisticRegression(C = 1/(alpha n_train)) on the split the Rust side used. Every side
-runs on the same number of threads. Prints times, ratios and values as JSON.
+runs on the same number of threads. Prints wall and CPU times (all threads), ratios, values and the load
+average before and after, as JSON. Reuses bench/data/latents.npy and labels.npy when present (as
+bench/spatial.py --keep leaves them).
 
 Needs bench/requirements.txt (faiss-cpu, scikit-learn, threadpoolctl).
 """
@@ -80,7 +82,8 @@ def main():
             t0 = time.perf_counter()
             generate(args.n, args.classes)
             print(f"generated in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-        res = {"n": args.n, "classes": args.classes, "threads": args.threads, "k": 10}
+        res = {"n": args.n, "classes": args.classes, "threads": args.threads, "k": 10,
+               "load_before": os.getloadavg()}
 
         env = dict(os.environ, CARGO_TARGET_DIR=os.environ.get("CARGO_TARGET_DIR", str(ROOT / "target")))
         cmd = ["cargo", "bench", "-q", "-p", "diffusability", "--bench", "separability", "--",
@@ -114,32 +117,35 @@ def main():
         faiss.omp_set_num_threads(args.threads)
         xf = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
         xf = np.ascontiguousarray(xf, dtype=np.float32)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         index = faiss.IndexFlatIP(c)
         index.add(xf)
         _, I = index.search(xf, k + 1)
         res["faiss_s"] = time.perf_counter() - t0
+        res["faiss_cpu_s"] = time.process_time() - c0
         res["faiss_lnc"] = lnc_of(drop_self(I), y, k)
 
         with threadpool_limits(limits=args.threads):
             from sklearn.neighbors import NearestNeighbors
 
             if not args.skip_sklearn_knn:
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 nn = NearestNeighbors(n_neighbors=k + 1, algorithm="brute", metric="cosine", n_jobs=args.threads)
                 I = nn.fit(pooled).kneighbors(pooled, return_distance=False)
                 res["sklearn_knn_s"] = time.perf_counter() - t0
+                res["sklearn_knn_cpu_s"] = time.process_time() - c0
                 res["sklearn_lnc"] = lnc_of(drop_self(I), y, k)
 
             from sklearn.linear_model import LogisticRegression
             from sklearn.preprocessing import StandardScaler
 
             tr, te = np.load(DATA / "train.npy"), np.load(DATA / "test.npy")
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             sc = StandardScaler().fit(pooled[tr])
             clf = LogisticRegression(C=1.0 / (1e-4 * len(tr)), tol=1e-6, max_iter=500)
             clf.fit(sc.transform(pooled[tr]), y[tr])
             res["sklearn_probe_s"] = time.perf_counter() - t0
+            res["sklearn_probe_cpu_s"] = time.process_time() - c0
             res["sklearn_probe_acc"] = float(clf.score(sc.transform(pooled[te]), y[te]))
             res["sklearn_probe_iterations"] = int(np.max(clf.n_iter_))
 
@@ -151,6 +157,9 @@ def main():
             (res["numpy_pool_s"] + res.get("sklearn_knn_s", float("nan"))) / ours_lnc_s
         )
         res["speedup_probe_vs_sklearn"] = res["sklearn_probe_s"] / ours["probe_s"]
+        res["cpu_ratio_knn_ours_over_faiss"] = ours["knn_cpu_s"] / res["faiss_cpu_s"]
+        res["cpu_speedup_probe_vs_sklearn"] = res["sklearn_probe_cpu_s"] / ours["probe_cpu_s"]
+        res["load_after"] = os.getloadavg()
         print(json.dumps(res, indent=2))
     finally:
         if not args.keep:

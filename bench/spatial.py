@@ -1,15 +1,19 @@
 """Benchmark: the spatial (lds, cds, srss) and smoothness (sec) metrics, the numpy way beside ours.
 
-Generates N x 32 x 16 x 16 f32 latents with token masks into bench/data/ (in chunks; gitignored), runs
+Generates N x 32 x 16 x 16 f32 latents with token masks and class labels into bench/data/ (in chunks;
+gitignored), runs
   - the numpy way: channel statistics, then per chunk the normalized unit tokens, per-image Gram
     matrices by one batched np.matmul, LDS/CDS/SRSS as iREPA computes them (distance masks over G,
     SRSS image by image), and SEC with scipy.fft.dctn(norm="ortho");
   - ours: the `spatial` cargo bench target on the same files, run before and after numpy (the faster
     of the two runs is kept for each part);
 both at the same thread count (BLAS and scipy workers for numpy, --threads for ours), then prints the
-times, the ratios and both sets of values, and deletes the data unless --keep.
+times, the ratios and both sets of values, and deletes the data unless --keep. Ours also times the
+whole default set of spec sections 2-4 (lnc, linear_probe_acc, lds, cds, srss, sec) in one run, as
+`diffusability metrics` does (`section`); bench/separability.py --keep, run next on the same data,
+times lnc and the probe beside faiss and scikit-learn.
 
-usage: python bench/spatial.py [--n 50000] [--threads 2] [--chunk 500] [--keep]
+usage: python bench/spatial.py [--n 50000] [--classes 1000] [--threads 2] [--chunk 500] [--keep]
 """
 
 import argparse
@@ -28,6 +32,7 @@ DATA = ROOT / "bench" / "data"
 def parse():
     p = argparse.ArgumentParser()
     p.add_argument("--n", type=int, default=50000)
+    p.add_argument("--classes", type=int, default=1000)
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--chunk", type=int, default=500)
     p.add_argument("--keep", action="store_true")
@@ -44,11 +49,15 @@ import scipy.fft  # noqa: E402
 C, H, W = 32, 16, 16
 
 
-def generate(n, chunk):
-    """Spatially correlated latents (blurred noise plus a per-image shared field) and elliptic masks
-    covering 5-85% of the tokens, so that some images fall outside SRSS's quarter/quarter filter."""
+def generate(n, classes, chunk):
+    """Spatially correlated latents (blurred noise plus a per-image shared field plus a per-channel
+    offset: class centre and image noise) and elliptic masks covering 5-85% of the tokens, so that some
+    images fall outside SRSS's quarter/quarter filter."""
     DATA.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
+    centres = rng.normal(0.0, 0.1, (classes, C)).astype(np.float32)
+    y = rng.permutation(np.arange(n) % classes).astype(np.int64)
+    np.save(DATA / "labels.npy", y)
     z = np.lib.format.open_memmap(DATA / "latents.npy", mode="w+", dtype=np.float32, shape=(n, C, H, W))
     m = np.lib.format.open_memmap(DATA / "masks.npy", mode="w+", dtype=np.uint8, shape=(n, H, W))
     yy, xx = np.meshgrid(np.arange(H), np.arange(W), indexing="ij")
@@ -60,7 +69,8 @@ def generate(n, chunk):
         shared = rng.standard_normal((b - a, 1, H, W), dtype=np.float32)
         for axis in (2, 3):
             shared = (np.roll(shared, 1, axis) + 2 * shared + np.roll(shared, -1, axis)) / 4
-        z[a:b] = x + shared + 0.1 * rng.standard_normal((b - a, C, 1, 1), dtype=np.float32)
+        offset = centres[y[a:b]][:, :, None, None] + 0.1 * rng.standard_normal((b - a, C, 1, 1), dtype=np.float32)
+        z[a:b] = x + shared + offset
         cy, cx = rng.uniform(3, 12, (2, b - a, 1, 1))
         ry, rx = rng.uniform(1.5, 9, (2, b - a, 1, 1))
         m[a:b] = (((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1).astype(np.uint8)
@@ -161,7 +171,7 @@ def numpy_way(chunk, threads):
 def ours(threads):
     env = dict(os.environ, CARGO_TARGET_DIR=os.environ.get("CARGO_TARGET_DIR", str(ROOT / "target")))
     cmd = ["cargo", "bench", "-q", "-p", "diffusability", "--bench", "spatial", "--",
-           str(DATA / "latents.npy"), str(DATA / "masks.npy"), str(threads)]
+           str(DATA / "latents.npy"), str(DATA / "masks.npy"), str(threads), str(DATA / "labels.npy")]
     out = subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -173,7 +183,7 @@ def main():
     LOAD.append(os.getloadavg())
     t = time.perf_counter()
     if not (DATA / "latents.npy").exists():
-        generate(ARGS.n, ARGS.chunk)
+        generate(ARGS.n, ARGS.classes, ARGS.chunk)
     print(f"data: {ARGS.n} x {C} x {H} x {W} ({time.perf_counter() - t:.1f} s to generate)", file=sys.stderr)
     try:
         # Ours before and after the numpy way, the faster of the two kept for each part, so that a
@@ -216,6 +226,12 @@ def main():
     print(f"{'CPU time':38s} {'numpy s':>9s} {'ours s':>9s} {'ratio':>7s}")
     for name, x, y in cpu_rows:
         print(f"{name:38s} {x:9.2f} {y:9.2f} {x / y:7.1f}")
+    sec_runs = [x["section"] for x in runs]
+    print("whole default set of sections 2-4 (lnc, linear_probe_acc, lds, cds, srss, sec), ours, one run each:")
+    for x in sec_runs:
+        t = x["timings_s"]
+        parts = " ".join(f"{k} {float(v):.2f}" for k, v in t.items())
+        print(f"  wall {x['wall_s']:.2f} s, CPU {x['cpu_s']:.2f} s ({parts})")
     print("values (numpy / ours):")
     for k in ["lds", "cds", "srss", "sec"]:
         print(f"  {k:5s} {np_r['metrics'][k]:.9f} {both['metrics'][k]:.9f}")

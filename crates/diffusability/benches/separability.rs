@@ -44,6 +44,22 @@ fn read_npy(path: &str) -> (Vec<usize>, String, Vec<u8>) {
     (shape, descr, bytes[start + hlen..].to_vec())
 }
 
+/// CPU seconds of this process, all threads (utime + stime of `/proc/self/stat`, in the 100 Hz ticks
+/// Linux reports there); NaN elsewhere. On a shared machine it is steadier than wall time.
+fn cpu_s() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return f64::NAN;
+    };
+    let rest = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let tick = |i: usize| {
+        f.get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (tick(11) + tick(12)) / 100.0
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -95,9 +111,9 @@ fn main() {
             let t = Instant::now();
             let (f, _) = features::pooled(z, None).unwrap();
             let pool_s = t.elapsed().as_secs_f64();
-            let t = Instant::now();
+            let (t, c) = (Instant::now(), cpu_s());
             let nb = knn(&f, n, shape[1], k, KnnMetric::Cosine, &Silent);
-            let knn_s = t.elapsed().as_secs_f64();
+            let (knn_s, knn_cpu_s) = (t.elapsed().as_secs_f64(), cpu_s() - c);
             let l = lnc::lnc(&nb, &labels);
 
             // The probe's own pooling (all tokens) equals the pooled features above without masks; the
@@ -110,9 +126,9 @@ fn main() {
                 probe::gather_rows(&f, d, &split.test),
             );
             let (ytr, yte) = (ys(&split.train), ys(&split.test));
-            let t = Instant::now();
+            let (t, c) = (Instant::now(), cpu_s());
             let r = probe::linear_probe(&xtr, &ytr, &xte, &yte, d, 1e-4, 500, &Silent).unwrap();
-            let probe_s = t.elapsed().as_secs_f64();
+            let (probe_s, probe_cpu_s) = (t.elapsed().as_secs_f64(), cpu_s() - c);
             let idx = |v: &[usize]| RawArray {
                 shape: vec![v.len()],
                 data: ArrayData::I64(v.iter().map(|&i| i as i64).collect()),
@@ -122,8 +138,8 @@ fn main() {
             serde_json::json!({
                 "n": n, "threads": threads.0, "k": k,
                 "load_s": load_s, "normalize_s": normalize_s, "pool_s": pool_s,
-                "knn_s": knn_s, "knn_rescans": nb.rescans, "lnc": l.value,
-                "probe_s": probe_s, "probe_acc": r.acc, "probe_train_acc": r.train_acc,
+                "knn_s": knn_s, "knn_cpu_s": knn_cpu_s, "knn_rescans": nb.rescans, "lnc": l.value,
+                "probe_s": probe_s, "probe_cpu_s": probe_cpu_s, "probe_acc": r.acc, "probe_train_acc": r.train_acc,
                 "probe_iterations": r.fit.iterations, "probe_evaluations": r.fit.evaluations,
                 "probe_grad_norm": r.fit.grad_norm, "probe_converged": r.fit.converged(),
                 "probe_loss": r.fit.loss,

@@ -1,10 +1,12 @@
 //! Benchmark of the spatial and smoothness metrics on `.npy` latents `(N, C, H, W)` f32 and token or
-//! pixel masks `(N, h, w)` u8/bool, as `bench/spatial.py` writes them.
+//! pixel masks `(N, h, w)` u8/bool, as `bench/spatial.py` writes them; with labels `(N,)` i64 also the
+//! whole default set of spec sections 2-4 (`lnc`, `linear_probe_acc`, `lds`, `cds`, `srss`, `sec`) in
+//! one run, as `diffusability metrics` computes it.
 //!
-//! usage: cargo bench -p diffusability --bench spatial -- LATENTS.npy MASKS.npy [THREADS]
+//! usage: cargo bench -p diffusability --bench spatial -- LATENTS.npy MASKS.npy [THREADS [LABELS.npy]]
 //! Prints one JSON object: wall and CPU times (s) of each selection, per-family timings and the values.
 
-use diffusability::data::{Dataset, Latents, Masks, Segment, Source};
+use diffusability::data::{Dataset, Labels, Latents, Masks, Segment, Source};
 use diffusability::metrics::{RunOptions, Selection, run};
 use diffusability::par::Threads;
 use diffusability::progress::Silent;
@@ -102,9 +104,22 @@ fn main() {
         .map(|&b| b != 0)
         .collect();
     let masks = Masks::pool(&px, n, mh, mw, h, w);
+    let labels = args.get(3).map(|path| {
+        let lmap = map(path);
+        let (lshape, ldescr, loff) = npy_header(&lmap);
+        assert_eq!(ldescr, "<i8", "labels must be little-endian i64");
+        assert_eq!(lshape[0], n);
+        Labels::new(
+            lmap[loff..loff + 8 * n]
+                .chunks_exact(8)
+                .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
+                .collect(),
+        )
+    });
+    let section = labels.is_some();
     let data = Dataset {
         latents,
-        labels: None,
+        labels,
         masks: Some(masks),
         source: Source::default(),
     };
@@ -114,11 +129,18 @@ fn main() {
     out.insert("n".into(), json!([n, c, h, w]));
     out.insert("threads".into(), json!(threads.0));
     out.insert("load_s".into(), json!(load_s));
-    for (name, keys) in [
+    let mut selections = vec![
         ("lds_cds_srss", vec!["lds", "cds", "srss"]),
         ("sec", vec!["sec"]),
         ("all4", vec!["lds", "cds", "srss", "sec"]),
-    ] {
+    ];
+    if section {
+        selections.push((
+            "section",
+            vec!["lnc", "linear_probe_acc", "lds", "cds", "srss", "sec"],
+        ));
+    }
+    for (name, keys) in selections {
         let opts = RunOptions {
             selection: Selection::List(keys.iter().map(|s| s.to_string()).collect()),
             threads,
@@ -135,6 +157,7 @@ fn main() {
                 "cpu_s": cpu,
                 "timings_s": Value::Object(r.timings_s),
                 "metrics": Value::Object(r.metrics),
+                "probe": r.details.get("linear_probe_acc").cloned(),
                 "warnings": r.warnings,
             }),
         );

@@ -7,7 +7,10 @@
 //! (flattened features x classes), which we update in place. The method is Nocedal & Wright, *Numerical
 //! Optimization* (2nd ed.): Algorithm 7.4 (two-loop recursion, `m = 10` pairs as scipy's L-BFGS-B,
 //! `H0 = (s'y / y'y) I`) with Algorithms 3.5 and 3.6 (strong Wolfe conditions, `c1 = 1e-4`,
-//! `c2 = 0.9`, cubic interpolation in the zoom phase).
+//! `c2 = 0.9`, cubic interpolation in the zoom phase; in the bracketing phase, the next trial step
+//! is the secant estimate of the slope's zero, kept within 2 to 10 times the last, rather than the
+//! last doubled: the first step from zero is far too short for the linear probe, and doubling cost it
+//! several evaluations).
 
 use std::collections::VecDeque;
 
@@ -236,8 +239,16 @@ fn line_search(
         if p.dg >= 0.0 {
             break (p, prev);
         }
+        // Still descending: extrapolate to where the slope would vanish (secant on the slopes),
+        // kept within 2 to 10 times the current step.
+        let secant = p.a - p.dg * (p.a - prev.a) / (p.dg - prev.dg);
+        let next = if secant.is_finite() {
+            secant.clamp(2.0 * p.a, 10.0 * p.a)
+        } else {
+            2.0 * p.a
+        };
         prev = p;
-        a *= 2.0;
+        a = next;
     };
     while used < max_ls {
         let a = if lo.f.is_finite() && hi.f.is_finite() && hi.dg.is_finite() {

@@ -215,10 +215,11 @@ impl ProbeFit {
 /// Method (Cody & Waite; Muller, *Elementary Functions*, ch. 11): `x = k ln2 + r` with `k` rounded to
 /// nearest by adding and subtracting `1.5 * 2^52` and `ln2` split in two parts so `r` (`|r| <= ln2/2`)
 /// is exact to about 2^-60; `e^r` by its Taylor series to degree 13 (truncation `< 2^-58`) in Horner
-/// form; `2^k` built from its exponent bits. Below `-708` (where `2^k` would be subnormal) the result
-/// is 0: such a term is below `1e-307` of the row's largest, which is 1.
+/// form (with fused multiply-adds when `FMA`, which the caller must guarantee the CPU has); `2^k`
+/// built from its exponent bits. Below `-708` (where `2^k` would be subnormal) the result is 0: such
+/// a term is below `1e-307` of the row's largest, which is 1.
 #[inline(always)]
-fn exp_nonpositive(x: f64) -> f64 {
+fn exp_nonpositive<const FMA: bool>(x: f64) -> f64 {
     const LOG2E: f64 = std::f64::consts::LOG2_E;
     // fdlibm's split of ln 2: the high part has 21 trailing zero bits, so k * LN2_HI is exact.
     const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
@@ -246,47 +247,120 @@ fn exp_nonpositive(x: f64) -> f64 {
     let r = (xc - k * LN2_HI) - k * LN2_LO;
     let mut p = C[13];
     for c in C[..13].iter().rev() {
-        p = p * r + c;
+        p = if FMA { p.mul_add(r, *c) } else { p * r + c };
     }
     // The low mantissa bits of t hold k (two's complement); k + 1023 is the biased exponent of 2^k.
     let scale = f64::from_bits(t.to_bits().wrapping_add(1023) << 52);
     if x < -708.0 { 0.0 } else { p * scale }
 }
 
-/// `v[i] = exp(v[i] - shift)` for `v[i] <= shift`, by [`exp_nonpositive`].
-fn exp_shifted(v: &mut [f64], shift: f64) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2, checked just above.
-        unsafe { exp_shifted_avx2(v, shift) };
-        return;
+/// Independent accumulators of the row reductions: wide enough for the vector units and their
+/// latency; the order of the final sum is fixed, so results do not depend on anything but the data.
+const LANES: usize = 8;
+
+/// The largest value of `row` (at least one value).
+#[inline(always)]
+fn row_max(row: &[f64]) -> f64 {
+    let mut acc = [f64::NEG_INFINITY; LANES];
+    let mut it = row.chunks_exact(LANES);
+    for c in &mut it {
+        for j in 0..LANES {
+            acc[j] = if c[j] > acc[j] { c[j] } else { acc[j] };
+        }
     }
-    v.iter_mut().for_each(|x| *x = exp_nonpositive(*x - shift));
+    let mut m = f64::NEG_INFINITY;
+    for &v in acc.iter().chain(it.remainder()) {
+        m = if v > m { v } else { m };
+    }
+    m
 }
 
-/// The same loop compiled for AVX2 (4 lanes); no fused multiply-adds, so the values are bit-identical
-/// to the portable loop.
+/// `v[i] = exp(v[i] - shift)` for `v[i] <= shift`, by [`exp_nonpositive`]; returns their sum.
+/// Two passes: the exponentials vectorize as a plain element loop, the sum by its lanes.
+#[inline(always)]
+fn exp_sum<const FMA: bool>(v: &mut [f64], shift: f64) -> f64 {
+    v.iter_mut()
+        .for_each(|x| *x = exp_nonpositive::<FMA>(*x - shift));
+    let mut acc = [0.0; LANES];
+    let mut it = v.chunks_exact(LANES);
+    for c in &mut it {
+        for j in 0..LANES {
+            acc[j] += c[j];
+        }
+    }
+    acc.iter().sum::<f64>() + it.remainder().iter().sum::<f64>()
+}
+
+/// Turns logits `z` (rows of `kc`, row `i` of class `y[i]`) into residuals `(softmax(z_i) - e_{y_i})
+/// * inv_n` in place and returns `sum_i CE_i = sum_i (ln sum_k exp(z_ik - m_i) - (z_{i y_i} - m_i))`,
+/// `m_i` the row maximum. O(rows kc).
+#[inline(always)]
+fn softmax_residuals<const FMA: bool>(z: &mut [f64], kc: usize, y: &[u32], inv_n: f64) -> f64 {
+    let mut loss = 0.0;
+    for (row, &yi) in z.chunks_exact_mut(kc).zip(y) {
+        let mx = row_max(row);
+        let zy = row[yi as usize] - mx;
+        let s = exp_sum::<FMA>(row, mx);
+        loss += s.ln() - zy;
+        let w = inv_n / s;
+        row.iter_mut().for_each(|v| *v *= w);
+        row[yi as usize] -= inv_n;
+    }
+    loss
+}
+
+/// [`softmax_residuals`], compiled for AVX2 and FMA where the CPU has them (checked at run time). The
+/// two compilations round the exponentials differently (each within 2 ulp), so the last bits of the
+/// probe's loss may differ between CPUs with and without FMA; on one machine they are identical for
+/// any thread count.
+fn softmax_rows(z: &mut [f64], kc: usize, y: &[u32], inv_n: f64) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+        return unsafe { softmax_rows_avx2(z, kc, y, inv_n) };
+    }
+    softmax_residuals::<false>(z, kc, y, inv_n)
+}
+
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn exp_shifted_avx2(v: &mut [f64], shift: f64) {
-    v.iter_mut().for_each(|x| *x = exp_nonpositive(*x - shift));
+#[target_feature(enable = "avx2,fma")]
+fn softmax_rows_avx2(z: &mut [f64], kc: usize, y: &[u32], inv_n: f64) -> f64 {
+    softmax_residuals::<true>(z, kc, y, inv_n)
 }
 
-/// Rows per task of the logits pass.
+/// Rows per task of the logits pass of [`ProbeFit::predict`] and of the grouped evaluation.
 const ROWS: usize = 256;
-/// Gradient tiles: features x classes per task.
+/// Gradient tiles of the grouped evaluation: features x classes per task.
 const TILE_FEATURES: usize = 256;
 const TILE_CLASSES: usize = 64;
 
-/// Rows per group: logits and residuals are held for one group at a time, so memory is
-/// `GROUP_ROWS x K` f64 whatever `n` (a 1.28M-image training set with 1000 classes would need 10 GB).
+/// Rows per group of the grouped evaluation: logits and residuals are held for one group at a time,
+/// so memory is `GROUP_ROWS x K` f64 whatever `n` (a 1.28M-image training set with 1000 classes
+/// would need 10 GB).
 const GROUP_ROWS: usize = 16384;
 
+/// Rows per task of the fused evaluation.
+const TASK_ROWS: usize = 1024;
+/// Rows per block of the fused evaluation: a block's logits (`BLOCK_ROWS x K` f64, 512 KB for 1000
+/// classes) stay in cache from their product through the softmax to the gradient update.
+const BLOCK_ROWS: usize = 64;
+/// Memory for the fused evaluation's per-task partial gradients (`(d+1) x K` f64 each).
+const PARTIAL_BYTES: usize = 64 << 20;
+/// The fused evaluation is used when at least this many partial gradients fit in [`PARTIAL_BYTES`]
+/// (for 1000 classes: up to 2000 features), else the grouped one.
+const MIN_TASKS: usize = 4;
+
 /// The objective `(1/n) sum_i CE_i + (alpha/2) |W|_F^2` on augmented rows, with its gradient
-/// `G = Xa' (P - Y) / n + alpha [W; 0]`, both GEMM-shaped. Rows are taken in fixed groups; within a
-/// group, the logits are computed by row chunks and the gradient by feature x class tiles (each tile
-/// one product over the group's rows), and group contributions are added in order. The split depends
-/// only on the sizes, so values are identical for any thread count.
+/// `G = Xa' (P - Y) / n + alpha [W; 0]`, both GEMM-shaped, in one of two ways chosen by the sizes
+/// alone (so values are identical for any thread count):
+/// - fused (few features x classes, e.g. pooled features): rows in fixed tasks of [`TASK_ROWS`],
+///   each task in blocks of [`BLOCK_ROWS`] whose logits, softmax and gradient update `Xb' Rb` are
+///   done while the block is in cache, into the task's own partial gradient; the partials are added
+///   in task order. The `n x K` logits never go through memory.
+/// - grouped (many features x classes, e.g. flattened features, where one partial gradient per task
+///   would not fit): rows in fixed groups; within a group, the logits by row chunks and the gradient
+///   by feature x class tiles (each tile one product over the group's rows); group contributions
+///   added in order.
 struct Objective<'a> {
     xa: &'a [f64],
     y: &'a [u32],
@@ -294,25 +368,115 @@ struct Objective<'a> {
     d1: usize,
     kc: usize,
     alpha: f64,
-    /// One group's logits, then residuals `(P - Y) / n`: `GROUP_ROWS x K` row-major.
+    /// Tasks per round of the fused evaluation; `None` for the grouped evaluation.
+    fused: Option<usize>,
+    /// Grouped evaluation: one group's logits, then residuals `(P - Y) / n`: `GROUP_ROWS x K`.
     z: Vec<f64>,
 }
 
 impl<'a> Objective<'a> {
     fn new(xa: &'a [f64], y: &'a [u32], classes: usize, alpha: f64) -> Objective<'a> {
         let n = y.len();
+        let d1 = xa.len().checked_div(n).unwrap_or(1);
+        let tasks = PARTIAL_BYTES / (d1 * classes * 8).max(1);
+        Objective::with_mode(xa, y, classes, alpha, tasks >= MIN_TASKS)
+    }
+
+    fn with_mode(
+        xa: &'a [f64],
+        y: &'a [u32],
+        classes: usize,
+        alpha: f64,
+        fused: bool,
+    ) -> Objective<'a> {
+        let n = y.len();
+        let d1 = xa.len().checked_div(n).unwrap_or(1);
+        let tasks = (PARTIAL_BYTES / (d1 * classes * 8).max(1)).clamp(1, 64);
         Objective {
             xa,
             y,
             n,
-            d1: xa.len().checked_div(n).unwrap_or(1),
+            d1,
             kc: classes,
             alpha,
-            z: vec![0.0; n.min(GROUP_ROWS) * classes],
+            fused: fused.then_some(tasks),
+            z: if fused {
+                Vec::new()
+            } else {
+                vec![0.0; n.min(GROUP_ROWS) * classes]
+            },
         }
     }
 
     fn eval(&mut self, theta: &[f64], grad: &mut [f64]) -> f64 {
+        grad.fill(0.0);
+        let loss = match self.fused {
+            Some(tasks) => self.data_term_fused(theta, grad, tasks),
+            None => self.data_term_grouped(theta, grad),
+        };
+        let (kc, d1) = (self.kc, self.d1);
+        let mut pen = 0.0;
+        for k in 0..kc {
+            let w = &theta[k * d1..k * d1 + d1 - 1];
+            let g = &mut grad[k * d1..k * d1 + d1 - 1];
+            for (gj, wj) in g.iter_mut().zip(w) {
+                *gj += self.alpha * wj;
+                pen += wj * wj;
+            }
+        }
+        loss / self.n as f64 + 0.5 * self.alpha * pen
+    }
+
+    /// The fused evaluation: returns `sum_i CE_i` and adds `Xa' (P - Y) / n` into `grad`.
+    fn data_term_fused(&self, theta: &[f64], grad: &mut [f64], tasks_per_round: usize) -> f64 {
+        let (n, d1, kc) = (self.n, self.d1, self.kc);
+        let (xa, y) = (self.xa, self.y);
+        let th = MatRef::from_column_major_slice(theta, d1, kc);
+        let inv_n = 1.0 / n as f64;
+        let tasks = crate::par::chunks(n, TASK_ROWS);
+        let mut loss = 0.0;
+        for round in tasks.chunks(tasks_per_round) {
+            let parts: Vec<(f64, Vec<f64>)> = round
+                .par_iter()
+                .map(|r| {
+                    let mut part = vec![0.0; d1 * kc];
+                    let mut z = vec![0.0; r.len().min(BLOCK_ROWS) * kc];
+                    let mut loss = 0.0;
+                    for b in crate::par::chunks(r.len(), BLOCK_ROWS) {
+                        let (r0, nr) = (r.start + b.start, b.len());
+                        let xb = MatRef::from_row_major_slice(&xa[r0 * d1..(r0 + nr) * d1], nr, d1);
+                        let zb = &mut z[..nr * kc];
+                        matmul(
+                            MatMut::from_row_major_slice_mut(zb, nr, kc),
+                            Accum::Replace,
+                            xb,
+                            th,
+                            1.0,
+                            Par::Seq,
+                        );
+                        loss += softmax_rows(zb, kc, &y[r0..r0 + nr], inv_n);
+                        matmul(
+                            MatMut::from_column_major_slice_mut(&mut part, d1, kc),
+                            Accum::Add,
+                            xb.transpose(),
+                            MatRef::from_row_major_slice(zb, nr, kc),
+                            1.0,
+                            Par::Seq,
+                        );
+                    }
+                    (loss, part)
+                })
+                .collect();
+            for (l, part) in &parts {
+                loss += l;
+                grad.iter_mut().zip(part).for_each(|(g, p)| *g += p);
+            }
+        }
+        loss
+    }
+
+    /// The grouped evaluation: returns `sum_i CE_i` and adds `Xa' (P - Y) / n` into `grad`.
+    fn data_term_grouped(&mut self, theta: &[f64], grad: &mut [f64]) -> f64 {
         let (n, d1, kc) = (self.n, self.d1, self.kc);
         let (xa, y) = (self.xa, self.y);
         let th = MatRef::from_column_major_slice(theta, d1, kc);
@@ -322,7 +486,6 @@ impl<'a> Objective<'a> {
         let tiles: Vec<(usize, usize)> = (0..cb.len())
             .flat_map(|c| (0..fb.len()).map(move |f| (f, c)))
             .collect();
-        grad.fill(0.0);
         let mut loss = 0.0;
         for g in crate::par::chunks(n, GROUP_ROWS) {
             let z = &mut self.z[..g.len() * kc];
@@ -342,16 +505,7 @@ impl<'a> Objective<'a> {
                         Par::Seq,
                     );
                     let mut loss = 0.0;
-                    for (row, &yi) in zc.chunks_exact_mut(kc).zip(&y[r0..r0 + nr]) {
-                        let mx = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                        let zy = row[yi as usize] - mx;
-                        exp_shifted(row, mx);
-                        let s: f64 = row.iter().sum();
-                        loss += s.ln() - zy;
-                        let w = inv_n / s;
-                        row.iter_mut().for_each(|v| *v *= w);
-                        row[yi as usize] -= inv_n;
-                    }
+                    loss += softmax_rows(zc, kc, &y[r0..r0 + nr], inv_n);
                     loss
                 })
                 .collect();
@@ -385,22 +539,14 @@ impl<'a> Objective<'a> {
                 }
             }
         }
-        let mut pen = 0.0;
-        for k in 0..kc {
-            let w = &theta[k * d1..k * d1 + d1 - 1];
-            let g = &mut grad[k * d1..k * d1 + d1 - 1];
-            for (gj, wj) in g.iter_mut().zip(w) {
-                *gj += self.alpha * wj;
-                pen += wj * wj;
-            }
-        }
-        loss * inv_n + 0.5 * self.alpha * pen
+        loss
     }
 }
 
 /// Fits the probe on augmented standardized rows `xa` (`n x (d+1)`, last column 1) with dense labels
 /// `y < classes`, from zero, by [`lbfgs::minimize`] to gradient norm [`GRAD_TOL`] or `max_iter`
-/// iterations. Per evaluation: `4 n (d+1) K` flops in GEMMs and `n K` exponentials; memory `n K` f64.
+/// iterations. Per evaluation: `4 n (d+1) K` flops in GEMMs and `n K` exponentials; memory at most
+/// 64 MB of partial gradients (fused) or `16384 K` f64 (grouped), besides `xa`.
 pub fn fit(
     xa: &[f64],
     y: &[u32],
@@ -534,51 +680,120 @@ mod tests {
         assert_ne!(s, stratified_split(&l, 4));
     }
 
-    #[test]
-    fn gradient_matches_finite_differences() {
-        // Two row groups, the second partial, several row chunks.
-        let (n, d, kc) = (GROUP_ROWS + 300, 3, 4);
+    /// Rows, labels and parameters of a small problem for the objective's tests.
+    fn problem(n: usize, d: usize, kc: usize) -> (Vec<f64>, Vec<u32>, Vec<f64>) {
         let x: Vec<f64> = (0..n * d)
             .map(|i| ((i * 7 % 11) as f64 - 5.0) / 3.0)
             .collect();
         let y: Vec<u32> = (0..n).map(|i| (i % kc) as u32).collect();
-        let st = Standardizer::fit(&x, d);
-        let xa = st.augmented(&x);
-        let mut obj = Objective::new(&xa, &y, kc, 0.1);
+        let xa = Standardizer::fit(&x, d).augmented(&x);
         let theta: Vec<f64> = (0..(d + 1) * kc).map(|i| (i as f64 * 0.37).sin()).collect();
-        let mut g = vec![0.0; theta.len()];
-        obj.eval(&theta, &mut g);
-        let mut scratch = vec![0.0; theta.len()];
-        for i in 0..theta.len() {
-            let h = 1e-6;
-            let mut tp = theta.clone();
-            tp[i] += h;
-            let fp = obj.eval(&tp, &mut scratch);
-            tp[i] -= 2.0 * h;
-            let fm = obj.eval(&tp, &mut scratch);
-            assert!(((fp - fm) / (2.0 * h) - g[i]).abs() < 1e-7, "{i}");
+        (xa, y, theta)
+    }
+
+    #[test]
+    fn gradient_matches_finite_differences() {
+        // Grouped: two row groups, the second partial, several row chunks. Fused: several tasks, the
+        // last with a partial block.
+        for (n, fused) in [(GROUP_ROWS + 300, false), (3 * TASK_ROWS + 100, true)] {
+            let (d, kc) = (3, 4);
+            let (xa, y, theta) = problem(n, d, kc);
+            let mut obj = Objective::with_mode(&xa, &y, kc, 0.1, fused);
+            let mut g = vec![0.0; theta.len()];
+            obj.eval(&theta, &mut g);
+            let mut scratch = vec![0.0; theta.len()];
+            for i in 0..theta.len() {
+                let h = 1e-6;
+                let mut tp = theta.clone();
+                tp[i] += h;
+                let fp = obj.eval(&tp, &mut scratch);
+                tp[i] -= 2.0 * h;
+                let fm = obj.eval(&tp, &mut scratch);
+                assert!(((fp - fm) / (2.0 * h) - g[i]).abs() < 1e-7, "{fused} {i}");
+            }
         }
     }
 
     #[test]
+    fn fused_and_grouped_evaluations_agree() {
+        // Only the order of the sums differs.
+        let (n, d, kc) = (GROUP_ROWS + 2 * TASK_ROWS + 77, 5, 130);
+        assert!(
+            Objective::new(&vec![0.0; n * (d + 1)], &vec![0; n], kc, 1.0)
+                .fused
+                .is_some()
+        );
+        let (xa, y, theta) = problem(n, d, kc);
+        let mut g1 = vec![0.0; theta.len()];
+        let mut g2 = vec![0.0; theta.len()];
+        let f1 = Objective::with_mode(&xa, &y, kc, 1e-3, true).eval(&theta, &mut g1);
+        let f2 = Objective::with_mode(&xa, &y, kc, 1e-3, false).eval(&theta, &mut g2);
+        assert!((f1 - f2).abs() <= 1e-13 * f1.abs(), "{f1} {f2}");
+        for (a, b) in g1.iter().zip(&g2) {
+            assert!((a - b).abs() <= 1e-13, "{a} {b}");
+        }
+        // Identical for any thread count.
+        let at = |t: usize| {
+            crate::par::Threads(t)
+                .install(|| {
+                    let mut g = vec![0.0; theta.len()];
+                    let f = Objective::with_mode(&xa, &y, kc, 1e-3, true).eval(&theta, &mut g);
+                    (
+                        f.to_bits(),
+                        g.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    )
+                })
+                .unwrap()
+        };
+        assert_eq!(at(1), at(3));
+    }
+
+    #[test]
     fn fast_exp_is_within_two_ulp() {
-        let mut worst = 0f64;
+        let mut worst = [0f64; 2];
         for i in 0..=2_000_000 {
             let x = -708.0 * (i as f64 / 2e6).powi(3) + (i as f64 * 1e-12).min(0.0);
-            let (a, b) = (exp_nonpositive(x), x.exp());
-            worst = worst.max((a - b).abs() / b);
+            let b = x.exp();
+            worst[0] = worst[0].max((exp_nonpositive::<false>(x) - b).abs() / b);
+            worst[1] = worst[1].max((exp_nonpositive::<true>(x) - b).abs() / b);
         }
-        assert!(worst <= 2.0 * f64::EPSILON, "{worst:e}");
-        let mut v: Vec<f64> = (0..1001).map(|i| -0.7 * i as f64).collect();
-        let want: Vec<u64> = v
-            .iter()
-            .map(|&x| exp_nonpositive(x - 1.5).to_bits())
+        assert!(worst[0] <= 2.0 * f64::EPSILON, "{worst:?}");
+        assert!(worst[1] <= 2.0 * f64::EPSILON, "{worst:?}");
+        for fma in [false, true] {
+            let e = |x: f64| {
+                if fma {
+                    exp_nonpositive::<true>(x)
+                } else {
+                    exp_nonpositive::<false>(x)
+                }
+            };
+            assert_eq!(e(0.0), 1.0);
+            assert_eq!(e(-1000.0), 0.0);
+            assert_eq!(e(f64::NEG_INFINITY), 0.0);
+        }
+    }
+
+    #[test]
+    fn softmax_residuals_match_the_definition() {
+        // Rows of 19 classes (two full lanes and a remainder), one with a huge spread.
+        let kc = 19;
+        let z0: Vec<f64> = (0..3 * kc)
+            .map(|i| ((i as f64) * 0.91).sin() * if i < 2 * kc { 4.0 } else { 900.0 })
             .collect();
-        exp_shifted(&mut v, 1.5);
-        assert_eq!(v.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), want);
-        assert_eq!(exp_nonpositive(0.0), 1.0);
-        assert_eq!(exp_nonpositive(-1000.0), 0.0);
-        assert_eq!(exp_nonpositive(f64::NEG_INFINITY), 0.0);
+        let y = [3u32, 18, 0];
+        let mut z = z0.clone();
+        let loss = softmax_rows(&mut z, kc, &y, 0.5);
+        let mut want_loss = 0.0;
+        for (i, row) in z0.chunks_exact(kc).enumerate() {
+            let m = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let s: f64 = row.iter().map(|v| (v - m).exp()).sum();
+            want_loss += s.ln() - (row[y[i] as usize] - m);
+            for (k, v) in row.iter().enumerate() {
+                let want = 0.5 * ((v - m).exp() / s - (k == y[i] as usize) as u8 as f64);
+                assert!((z[i * kc + k] - want).abs() <= 1e-15, "{i} {k}");
+            }
+        }
+        assert!((loss - want_loss).abs() <= 1e-13 * want_loss.abs());
     }
 
     #[test]
