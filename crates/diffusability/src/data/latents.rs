@@ -2,6 +2,7 @@
 //!
 //! A data set may be the concatenation of several shards, so storage is a list of segments, each a
 //! contiguous run of whole samples. Metrics address samples by global index and never see segments.
+//! A segment may also be memory owned by the caller (a numpy array), kept alive through [`HostBuffer`].
 
 use memmap2::Mmap;
 use std::sync::Arc;
@@ -26,6 +27,14 @@ impl Shape {
     }
 }
 
+/// Bytes owned outside this library (e.g. a numpy array's buffer), kept alive as long as the handle
+/// lives. The implementor promises that `bytes` stays valid and unchanged while any handle exists:
+/// the Python bindings hold a reference to the array, and document that it must not be mutated
+/// during a call.
+pub trait HostBuffer: Send + Sync + std::fmt::Debug {
+    fn bytes(&self) -> &[u8];
+}
+
 /// One contiguous run of whole samples.
 #[derive(Clone, Debug)]
 pub enum Segment {
@@ -37,6 +46,11 @@ pub enum Segment {
     },
     /// Values converted (or copied) into memory.
     Owned(Arc<Vec<f32>>),
+    /// Native-endian, 4-byte aligned f32 values in a caller's buffer, read in place (`len` floats).
+    Host {
+        buffer: Arc<dyn HostBuffer>,
+        len: usize,
+    },
 }
 
 impl Segment {
@@ -47,6 +61,8 @@ impl Segment {
                 bytemuck::cast_slice(&map[*offset..*offset + *len * 4])
             }
             Segment::Owned(v) => v.as_slice(),
+            // Built only by `Stored::into_segment` after checking length and 4-byte alignment.
+            Segment::Host { buffer, len } => bytemuck::cast_slice(&buffer.bytes()[..*len * 4]),
         }
     }
 }

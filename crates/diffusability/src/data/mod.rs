@@ -6,7 +6,7 @@ pub mod masks;
 pub mod normalize;
 
 pub use labels::Labels;
-pub use latents::{Latents, Segment, Shape};
+pub use latents::{HostBuffer, Latents, Segment, Shape};
 pub use masks::Masks;
 pub use normalize::{Affine, Normalize, Normalized};
 

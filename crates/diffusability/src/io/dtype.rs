@@ -48,6 +48,27 @@ impl Elem {
         }
     }
 
+    /// The element type named as [`Elem::name`] spells it.
+    pub fn from_name(name: &str) -> Option<Elem> {
+        [
+            Elem::F16,
+            Elem::BF16,
+            Elem::F32,
+            Elem::F64,
+            Elem::I8,
+            Elem::I16,
+            Elem::I32,
+            Elem::I64,
+            Elem::U8,
+            Elem::U16,
+            Elem::U32,
+            Elem::U64,
+            Elem::Bool,
+        ]
+        .into_iter()
+        .find(|e| e.name() == name)
+    }
+
     pub fn is_float(self) -> bool {
         matches!(self, Elem::F16 | Elem::BF16 | Elem::F32 | Elem::F64)
     }

@@ -6,7 +6,7 @@
 
 use super::array::{ArrayData, RawArray};
 use super::dtype::Elem;
-use crate::data::Segment;
+use crate::data::{HostBuffer, Segment};
 use crate::error::Error;
 use half::{bf16, f16};
 use memmap2::Mmap;
@@ -27,6 +27,8 @@ pub enum Bytes {
     /// A buffer read into memory. It is held as 4-byte words so that f32 data can become latents
     /// without a copy; `len` is the byte length.
     Owned { words: Vec<u32>, len: usize },
+    /// A caller's buffer (a numpy array), read in place.
+    Host(Arc<dyn HostBuffer>),
 }
 
 impl Bytes {
@@ -34,6 +36,7 @@ impl Bytes {
         match self {
             Bytes::Mapped { map, offset, len } => &map[*offset..*offset + *len],
             Bytes::Owned { words, len } => &bytemuck::cast_slice(words)[..*len],
+            Bytes::Host(b) => b.bytes(),
         }
     }
 }
@@ -224,6 +227,7 @@ impl Stored {
                     v.truncate(n);
                     return Some(Segment::Owned(Arc::new(v)));
                 }
+                Bytes::Host(buffer) => return Some(Segment::Host { buffer, len: n }),
             }
         }
         self.f32_range(0..self.len())

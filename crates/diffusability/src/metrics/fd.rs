@@ -477,30 +477,34 @@ pub struct Loaded {
 /// [`gaussian`] on the current rayon pool.
 pub fn load(path: &str) -> Result<Loaded> {
     match read_array(path, None) {
-        Ok(a) => {
-            let x = Features::of(&a, path)?;
-            let mut warnings = Vec::new();
-            if x.n <= x.f {
-                warnings.push(format!(
-                    "{path}: {} feature vectors of dimension {}: the covariance is singular (rank at most {}); \
-                     the distance is still exact for these statistics, but use N > F vectors (e.g. 10000 or \
-                     50000 for F = 2048) for a meaningful estimate",
-                    x.n,
-                    x.f,
-                    x.n - 1
-                ));
-            }
-            Ok(Loaded {
-                path: path.to_string(),
-                kind: InputKind::Features,
-                gaussian: gaussian(&x, path)?,
-                warnings,
-            })
-        }
+        Ok(a) => features(&a, path),
         Err(e) if e.kind == crate::ErrorKind::NotFound || is_npy(path) => Err(e),
         // Several arrays (or none to pick): a statistics file; reading its keys gives the errors.
         Err(_) => load_stats(path),
     }
+}
+
+/// The Gaussian of a feature array `(N, F)` already read (`path` names it in messages), with the
+/// warning for a singular covariance (`N <= F`). Reduced with [`gaussian`] on the current rayon pool.
+pub fn features(a: &RawArray, path: &str) -> Result<Loaded> {
+    let x = Features::of(a, path)?;
+    let mut warnings = Vec::new();
+    if x.n <= x.f {
+        warnings.push(format!(
+            "{path}: {} feature vectors of dimension {}: the covariance is singular (rank at most {}); \
+             the distance is still exact for these statistics, but use N > F vectors (e.g. 10000 or \
+             50000 for F = 2048) for a meaningful estimate",
+            x.n,
+            x.f,
+            x.n - 1
+        ));
+    }
+    Ok(Loaded {
+        path: path.to_string(),
+        kind: InputKind::Features,
+        gaussian: gaussian(&x, path)?,
+        warnings,
+    })
 }
 
 fn is_npy(path: &str) -> bool {
@@ -629,39 +633,42 @@ pub struct FdReport {
 /// reads both, checks that their feature dimensions agree, and computes [`frechet_distance`] with
 /// diagnostics. Deterministic for any thread count.
 pub fn fd_files(a_path: &str, b_path: &str, threads: Threads) -> Result<FdReport> {
-    threads.install(|| {
-        let a = load(a_path)?;
-        let b = load(b_path)?;
-        let (fa, fb) = (a.gaussian.dim(), b.gaussian.dim());
-        if fa != fb {
-            return Err(Error::input(
-                b_path,
-                None,
-                format!("has features of dimension {fb}, expected {fa} (as in {a_path})"),
-            ));
-        }
-        let terms = frechet_distance(&a.gaussian, &b.gaussian)?;
-        let mut warnings: Vec<String> = a.warnings.iter().chain(&b.warnings).cloned().collect();
-        for what in &terms.not_psd {
-            warnings.push(format!(
-                "fd: {what} is not positive semi-definite beyond rounding; its negative eigenvalues \
-                 were clipped to 0 (A = {a_path}, B = {b_path})"
-            ));
-        }
-        let side = |l: &Loaded| Side {
-            path: l.path.clone(),
-            kind: l.kind,
-            n: l.gaussian.n,
-            f: l.gaussian.dim(),
-        };
-        Ok(FdReport {
-            fd: terms.fd,
-            a: side(&a),
-            b: side(&b),
-            terms,
-            warnings,
-        })
-    })?
+    threads.install(|| compare(&load(a_path)?, &load(b_path)?))?
+}
+
+/// The report of two inputs already reduced to their Gaussians: checks that their feature
+/// dimensions agree, and computes [`frechet_distance`] with diagnostics.
+pub fn compare(a: &Loaded, b: &Loaded) -> Result<FdReport> {
+    let (a_path, b_path) = (&a.path, &b.path);
+    let (fa, fb) = (a.gaussian.dim(), b.gaussian.dim());
+    if fa != fb {
+        return Err(Error::input(
+            b_path,
+            None,
+            format!("has features of dimension {fb}, expected {fa} (as in {a_path})"),
+        ));
+    }
+    let terms = frechet_distance(&a.gaussian, &b.gaussian)?;
+    let mut warnings: Vec<String> = a.warnings.iter().chain(&b.warnings).cloned().collect();
+    for what in &terms.not_psd {
+        warnings.push(format!(
+            "fd: {what} is not positive semi-definite beyond rounding; its negative eigenvalues \
+             were clipped to 0 (A = {a_path}, B = {b_path})"
+        ));
+    }
+    let side = |l: &Loaded| Side {
+        path: l.path.clone(),
+        kind: l.kind,
+        n: l.gaussian.n,
+        f: l.gaussian.dim(),
+    };
+    Ok(FdReport {
+        fd: terms.fd,
+        a: side(a),
+        b: side(b),
+        terms,
+        warnings,
+    })
 }
 
 /// `fd --save-stats`: the Gaussian of a feature array written as a statistics file (`mu`, `sigma`,
