@@ -7,11 +7,12 @@
    order, each class Gaussian with its own mean, a random channel covariance, an exponential spatial
    kernel of its own length scale, plus independent noise (so the classes are not exactly separable).
    bench/data is git-ignored.
-2. Runs ours (`cargo bench --bench viv`, release build, memory-mapped input, all cores) for the five
+2. Runs ours (`cargo bench --bench viv`, release build, memory-mapped input, --threads, default 2) for the five
    default keys and, unless --no-marginal, once more with viv_marginal at default settings.
 3. Runs the numpy implementation of the same estimator on the same file (per-class flip-flop with
    matrix products, np.linalg.inv and eigvalsh, vectorized over samples and time points) in a
-   separate process, times it, and checks that both give the same values to 1e-5 relative.
+   separate process with --numpy-threads BLAS threads (default 2, as ours), times it (wall and CPU), and
+   checks that both give the same values to 1e-5 relative.
 4. Prints both times, the ratio, peak memory, and viv_marginal's value, standard error and time.
    --cleanup deletes the generated files afterwards.
 """
@@ -169,8 +170,8 @@ def run_numpy(px, py):
     print(json.dumps({"wall_s": wall, "cpu_s": cpu, "metrics": values, "mean_sweeps": sweeps, "peak_rss_mb": peak}))
 
 
-def run_ours(px, py, marginal):
-    cmd = ["cargo", "bench", "-q", "-p", "diffusability", "--bench", "viv", "--", px, py]
+def run_ours(px, py, marginal, threads):
+    cmd = ["cargo", "bench", "-q", "-p", "diffusability", "--bench", "viv", "--", px, py, "--threads", str(threads)]
     if marginal:
         cmd.append("--marginal")
     out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True)
@@ -184,9 +185,10 @@ def main():
     ap.add_argument("--skip-numpy", action="store_true")
     ap.add_argument("--no-marginal", action="store_true")
     ap.add_argument("--cleanup", action="store_true")
+    ap.add_argument("--threads", type=int, default=2, help="threads for ours (default 2, as the numpy run)")
     ap.add_argument(
         "--numpy-threads",
-        default="default",
+        default="2",
         help="comma-separated BLAS thread counts for the numpy runs ('default' = numpy's own choice)",
     )
     ap.add_argument("--numpy-only", nargs=2, metavar=("LATENTS", "LABELS"), help=argparse.SUPPRESS)
@@ -203,13 +205,15 @@ def main():
     gen = [sys.executable, __file__, "--generate-only", "--classes", str(args.classes)]
     subprocess.run(gen + ["--per-class", str(args.per_class)], check=True, env=env1)
     px, py = paths(args.classes * args.per_class)
-    ours = run_ours(px, py, not args.no_marginal)
+    load = os.getloadavg()
+    ours = run_ours(px, py, not args.no_marginal, args.threads)
     d = ours["default"]
     print(f"input: {ours['shape']} float32, {ours['input_mb']:.0f} MB, {ours['threads']} threads")
     print(
         f"ours  (5 default keys): {d['wall_s']:.2f} s wall, {d['cpu_s']:.2f} s CPU "
         f"(normalize {d['timings_s']['normalize']:.2f} s, viv {d['timings_s']['viv']:.2f} s), "
-        f"mean sweeps {d['mean_sweeps']:.2f} (max {d['max_sweeps']:.0f}), peak RSS {d['peak_rss_mb']:.0f} MB "
+        f"mean sweeps {d['mean_sweeps']:.2f} ({d.get('mean_sweeps_f32', 0):.2f} of them f32, max "
+        f"{d['max_sweeps']:.0f}), load average before {load[0]:.2f}, peak RSS {d['peak_rss_mb']:.0f} MB "
         f"= input + {d['peak_rss_mb'] - ours['input_mb']:.0f} MB"
     )
     if d["warnings"]:
@@ -229,10 +233,12 @@ def main():
                 env=env,
             )
             ref = json.loads(out.stdout)
+            ref["load_after"] = os.getloadavg()[0]
             result["numpy"][threads] = ref
             print(
                 f"numpy (5 default keys, BLAS threads {threads}): {ref['wall_s']:.2f} s wall, "
-                f"{ref['cpu_s']:.2f} s CPU, mean sweeps {ref['mean_sweeps']:.2f}, peak RSS {ref['peak_rss_mb']:.0f} MB"
+                f"{ref['cpu_s']:.2f} s CPU, mean sweeps {ref['mean_sweeps']:.2f}, peak RSS {ref['peak_rss_mb']:.0f} MB, "
+                f"load average after {ref['load_after']:.2f}"
             )
             print(f"  speed-up: {ref['wall_s'] / d['wall_s']:.1f}x wall, {ref['cpu_s'] / d['cpu_s']:.1f}x CPU")
             worst = 0.0

@@ -140,6 +140,10 @@ fn timed_run(ds: &Dataset, keys: &[&str], threads: usize) -> Value {
         .iter()
         .filter_map(|p| p["sweeps"].as_f64())
         .collect();
+    let sweeps_f32: Vec<f64> = per_class
+        .iter()
+        .filter_map(|p| p["sweeps_f32"].as_f64())
+        .collect();
     json!({
         "wall_s": wall,
         "cpu_s": cpu,
@@ -147,6 +151,7 @@ fn timed_run(ds: &Dataset, keys: &[&str], threads: usize) -> Value {
         "metrics": report.metrics,
         "mean_sweeps": sweeps.iter().sum::<f64>() / sweeps.len().max(1) as f64,
         "max_sweeps": sweeps.iter().fold(0.0f64, |a, b| a.max(*b)),
+        "mean_sweeps_f32": sweeps_f32.iter().sum::<f64>() / sweeps_f32.len().max(1) as f64,
         "warnings": report.warnings,
         "marginal": report.details.get("viv_marginal").cloned().unwrap_or(Value::Null),
         "peak_rss_mb": peak_rss_mb(),

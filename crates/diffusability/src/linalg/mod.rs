@@ -1,15 +1,18 @@
 //! Thin adapters over faer for the dense f64 linear algebra the metrics share: symmetric
-//! eigendecomposition, Cholesky factors, triangular solves, Gram products and Kronecker helpers.
+//! eigendecomposition, Cholesky factors, triangular solves and products, Gram products and Kronecker
+//! helpers.
 //!
 //! Every routine here runs with `Par::Seq`: callers parallelize over independent problems (classes,
 //! chunks, Monte Carlo blocks) with rayon, and faer's own parallelism must never nest inside that.
-//! Matrices are f64; inputs that are not finite are reported as `None` rather than a panic.
+//! Matrices are f64 (the Gram, triangular solve and product routines also take f32, for
+//! mixed-precision iterations); inputs that are not finite are reported as `None` rather than a panic.
 
 use faer::diag::Diag;
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::matmul::triangular::{BlockStructure, matmul as tri_matmul};
 use faer::linalg::triangular_solve::solve_lower_triangular_in_place;
 use faer::reborrow::{Reborrow, ReborrowMut};
+use faer::traits::RealField;
 use faer::{Accum, Mat, MatMut, MatRef, Par};
 
 /// Eigenvalues of the symmetric matrix `a` (only its lower triangle is read), ascending.
@@ -99,16 +102,17 @@ pub fn cholesky(a: MatRef<'_, f64>) -> Option<Mat<f64>> {
 
 /// `dst = beta * dst + alpha * a^T a` (a symmetric rank-k update, `a` is `k x n`, `dst` is `n x n`).
 /// Only the lower triangle is computed (`k n^2` flops instead of `2 k n^2`), then mirrored.
-pub fn gram_t(dst: MatMut<'_, f64>, accum: Accum, a: MatRef<'_, f64>, alpha: f64) {
+/// Generic over f32 / f64 (the f32 form serves mixed-precision iterations).
+pub fn gram_t<T: RealField + Copy>(dst: MatMut<'_, T>, accum: Accum, a: MatRef<'_, T>, alpha: T) {
     syrk(dst, accum, a.transpose(), alpha)
 }
 
 /// `dst = beta * dst + alpha * a a^T` (`a` is `n x k`); see [`gram_t`].
-pub fn gram(dst: MatMut<'_, f64>, accum: Accum, a: MatRef<'_, f64>, alpha: f64) {
+pub fn gram<T: RealField + Copy>(dst: MatMut<'_, T>, accum: Accum, a: MatRef<'_, T>, alpha: T) {
     syrk(dst, accum, a, alpha)
 }
 
-fn syrk(mut dst: MatMut<'_, f64>, accum: Accum, a: MatRef<'_, f64>, alpha: f64) {
+fn syrk<T: RealField + Copy>(mut dst: MatMut<'_, T>, accum: Accum, a: MatRef<'_, T>, alpha: T) {
     tri_matmul(
         dst.rb_mut(),
         BlockStructure::TriangularLower,
@@ -124,7 +128,7 @@ fn syrk(mut dst: MatMut<'_, f64>, accum: Accum, a: MatRef<'_, f64>, alpha: f64) 
 }
 
 /// Copies the strict lower triangle of a square matrix onto its upper triangle.
-pub fn mirror_lower(mut a: MatMut<'_, f64>) {
+pub fn mirror_lower<T: Copy>(mut a: MatMut<'_, T>) {
     let n = a.nrows();
     for j in 0..n {
         for i in j + 1..n {
@@ -133,9 +137,55 @@ pub fn mirror_lower(mut a: MatMut<'_, f64>) {
     }
 }
 
-/// Solves `L X = B` in place (`L` lower triangular `n x n`, `B` is `n x k`, any strides).
-pub fn solve_lower_in_place(l: MatRef<'_, f64>, rhs: MatMut<'_, f64>) {
+/// Solves `L X = B` in place (`L` lower triangular `n x n`, `B` is `n x k`, any strides); f32 or f64.
+pub fn solve_lower_in_place<T: RealField>(l: MatRef<'_, T>, rhs: MatMut<'_, T>) {
     solve_lower_triangular_in_place(l, rhs, Par::Seq);
+}
+
+/// The inverse of a lower triangular matrix (lower triangular too), by solving `L X = I`; `n^3 / 3`
+/// flops. Used to turn the many-right-hand-side solves of an iteration into triangular products,
+/// which run at matrix-product speed.
+pub fn inverse_lower(l: MatRef<'_, f64>) -> Mat<f64> {
+    let mut x = Mat::<f64>::identity(l.nrows(), l.nrows());
+    solve_lower_in_place(l, x.as_mut());
+    for j in 0..x.ncols() {
+        for i in 0..j {
+            x[(i, j)] = 0.0;
+        }
+    }
+    x
+}
+
+/// `dst = l b` with `l` lower triangular (its strict upper triangle is not read); f32 or f64.
+/// Cost `n^2 k` flops for an `n x n` `l` and `n x k` `b`.
+pub fn mul_lower_left<T: RealField>(dst: MatMut<'_, T>, l: MatRef<'_, T>, b: MatRef<'_, T>) {
+    tri_matmul(
+        dst,
+        BlockStructure::Rectangular,
+        Accum::Replace,
+        l,
+        BlockStructure::TriangularLower,
+        b,
+        BlockStructure::Rectangular,
+        T::one_impl(),
+        Par::Seq,
+    );
+}
+
+/// `dst = a u` with `u` upper triangular (its strict lower triangle is not read); f32 or f64.
+/// Cost `k n^2` flops for a `k x n` `a`.
+pub fn mul_upper_right<T: RealField>(dst: MatMut<'_, T>, a: MatRef<'_, T>, u: MatRef<'_, T>) {
+    tri_matmul(
+        dst,
+        BlockStructure::Rectangular,
+        Accum::Replace,
+        a,
+        BlockStructure::Rectangular,
+        u,
+        BlockStructure::TriangularUpper,
+        T::one_impl(),
+        Par::Seq,
+    );
 }
 
 /// `dst = alpha * a b` (+ `dst` when `accum` is `Add`), sequential.

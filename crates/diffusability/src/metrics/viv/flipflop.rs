@@ -1,15 +1,22 @@
 //! The class-conditional Kronecker covariance fit `Sigma_k = Sigma_C (x) Sigma_S` by the flip-flop
-//! maximum-likelihood iteration (Dutilleul 1999; metrics.md section 1, study eq. 3), in f64.
+//! maximum-likelihood iteration (Dutilleul 1999; metrics.md section 1, study eq. 3).
 //!
 //! A class's centred samples `R_n = X_n - M_k` (`C x S` each) are held as chunks of up to [`CHUNK`]
 //! samples in `[c][n][s]` order, so that one buffer is at once the `(C n) x S` matrix whose rows are
 //! the channel rows of every sample and the `C x (n S)` matrix whose columns are the spatial positions
 //! of every sample. Each half-sweep is then two GEMM-shaped operations per chunk:
 //!
-//! - `Sigma_C <- (1/(N S)) sum_n R_n Sigma_S^{-1} R_n^T`: with `Sigma_S = L L^T`, solve `Y = R L^{-T}` on
-//!   the `(C n) x S` view (`n C S^2` flops), then `Y' Y'^T` on the `C x (n S)` view (`n C^2 S`);
-//! - `Sigma_S <- (1/(N C)) sum_n R_n^T Sigma_C^{-1} R_n`: with `Sigma_C = L L^T`, solve `Z = L^{-1} R` on
+//! - `Sigma_C <- (1/(N S)) sum_n R_n Sigma_S^{-1} R_n^T`: with `Sigma_S = L L^T`, the triangular
+//!   product `Y = R L^{-T}` on the `(C n) x S` view (`n C S^2` flops), then `Y Y^T` on the `C x (n S)`
+//!   view (`n C^2 S`);
+//! - `Sigma_S <- (1/(N C)) sum_n R_n^T Sigma_C^{-1} R_n`: with `Sigma_C = L L^T`, `Z = L^{-1} R` on
 //!   the `C x (n S)` view (`n C^2 S`), then `Z^T Z` on the `(C n) x S` view (`n C S^2`, lower half only).
+//!
+//! The inverse factors `L^{-1}` are formed once per sweep (`(C^3 + S^3)/3` flops), so the per-sample
+//! work runs as matrix products rather than many-right-hand-side solves. [`fit`] runs every sweep in
+//! f64; [`fit_with`] with [`Precision::Mixed`] runs the early sweeps in f32 with SQUAREM
+//! extrapolation and finishes with f64 sweeps under the same stopping rule (the metric's default for
+//! `D >= 1024`, where the f64 sweeps dominate the cost).
 //!
 //! Chunk partial sums are added in chunk order, so the fit does not depend on the thread count.
 //! A class whose residuals fit in [`CACHE_VALUES`] values keeps them in memory across sweeps; a larger
@@ -195,17 +202,17 @@ impl<'a> Residuals<'a> {
     /// the results in chunk order. Chunks run in parallel when there are several.
     fn reduce<F>(&self, f: F) -> Mat<f64>
     where
-        F: Fn(&[f64], usize, &mut Vec<f64>) -> Mat<f64> + Sync,
+        F: Fn(&[f64], usize, &mut Work) -> Mat<f64> + Sync,
     {
         struct Scratch {
             raw: Vec<f32>,
             read: Vec<f64>,
-            work: Vec<f64>,
+            work: Work,
         }
         let new = || Scratch {
             raw: Vec::new(),
             read: Vec::new(),
-            work: Vec::new(),
+            work: Work::default(),
         };
         let run = |k: usize, sc: &mut Scratch| -> Mat<f64> {
             let nk = self.chunks[k].len();
@@ -236,53 +243,157 @@ impl<'a> Residuals<'a> {
             .expect("a class has at least one chunk")
     }
 
-    /// `sum_n R_n Sigma_S^{-1} R_n^T` (`C x C`), with `Sigma_S = L L^T` given by `l_s`, or
-    /// `Sigma_S = I` when `None`.
-    pub fn channel_gram(&self, l_s: Option<MatRef<'_, f64>>) -> Mat<f64> {
+    /// `sum_n R_n Sigma_S^{-1} R_n^T` (`C x C`), with `Sigma_S = L L^T` given by `li_s = L^{-1}`,
+    /// or `Sigma_S = I` when `None`: `Y = R L^{-T}` on the `(C n) x S` view (a triangular product),
+    /// then `Y Y^T` on the `C x (n S)` view.
+    pub fn channel_gram(&self, li_s: Option<MatRef<'_, f64>>) -> Mat<f64> {
         let (c, s) = (self.c, self.s);
         self.reduce(|r, nk, work| {
             let mut g = Mat::zeros(c, c);
-            match l_s {
-                None => linalg::gram(
-                    g.as_mut(),
-                    Accum::Replace,
-                    MatRef::from_row_major_slice(r, c, nk * s),
-                    1.0,
-                ),
-                Some(l) => {
-                    work.clear();
-                    work.extend_from_slice(r);
-                    // Y^T = L^{-1} R^T, where R^T is the column-major S x (C n) view of the chunk.
-                    let yt = MatMut::from_row_major_slice_mut(work, c * nk, s).transpose_mut();
-                    linalg::solve_lower_in_place(l, yt);
-                    linalg::gram(
-                        g.as_mut(),
-                        Accum::Replace,
-                        MatRef::from_row_major_slice(work, c, nk * s),
-                        1.0,
+            let y = match li_s {
+                None => r,
+                Some(li) => {
+                    work.f64.resize(r.len(), 0.0);
+                    linalg::mul_upper_right(
+                        MatMut::from_row_major_slice_mut(&mut work.f64, c * nk, s),
+                        MatRef::from_row_major_slice(r, c * nk, s),
+                        li.transpose(),
                     );
+                    &work.f64
                 }
-            }
-            g
-        })
-    }
-
-    /// `sum_n R_n^T Sigma_C^{-1} R_n` (`S x S`), with `Sigma_C = L L^T` given by `l_c`.
-    pub fn spatial_gram(&self, l_c: MatRef<'_, f64>) -> Mat<f64> {
-        let (c, s) = (self.c, self.s);
-        self.reduce(|r, nk, work| {
-            work.clear();
-            work.extend_from_slice(r);
-            linalg::solve_lower_in_place(l_c, MatMut::from_row_major_slice_mut(work, c, nk * s));
-            let mut g = Mat::zeros(s, s);
-            linalg::gram_t(
+            };
+            linalg::gram(
                 g.as_mut(),
                 Accum::Replace,
-                MatRef::from_row_major_slice(work, c * nk, s),
+                MatRef::from_row_major_slice(y, c, nk * s),
                 1.0,
             );
             g
         })
+    }
+
+    /// `sum_n R_n^T Sigma_C^{-1} R_n` (`S x S`), with `Sigma_C = L L^T` given by `li_c = L^{-1}`:
+    /// `Z = L^{-1} R` on the `C x (n S)` view, then `Z^T Z` on the `(C n) x S` view.
+    pub fn spatial_gram(&self, li_c: MatRef<'_, f64>) -> Mat<f64> {
+        let (c, s) = (self.c, self.s);
+        self.reduce(|r, nk, work| {
+            let z = &mut work.f64;
+            z.resize(r.len(), 0.0);
+            linalg::mul_lower_left(
+                MatMut::from_row_major_slice_mut(z, c, nk * s),
+                li_c,
+                MatRef::from_row_major_slice(r, c, nk * s),
+            );
+            let mut g = Mat::zeros(s, s);
+            linalg::gram_t(
+                g.as_mut(),
+                Accum::Replace,
+                MatRef::from_row_major_slice(z, c * nk, s),
+                1.0,
+            );
+            g
+        })
+    }
+
+    /// [`Residuals::channel_gram`] with the residuals rounded to f32 and the products in f32 (about
+    /// twice the throughput); the Gram products are summed in f64 over blocks of [`GRAM_BLOCK`]
+    /// terms, so the result carries a relative error of about `1e-7`, not the `1e-16` of the f64
+    /// form. For the early sweeps of [`fit_with`] only.
+    pub fn channel_gram_f32(&self, li_s: Option<MatRef<'_, f32>>) -> Mat<f64> {
+        let (c, s) = (self.c, self.s);
+        self.reduce(|r, nk, work| {
+            let Work {
+                f32: y,
+                f32b: x,
+                part,
+                ..
+            } = work;
+            x.clear();
+            x.extend(r.iter().map(|&v| v as f32));
+            let y = match li_s {
+                None => &*x,
+                Some(li) => {
+                    y.resize(r.len(), 0.0);
+                    linalg::mul_upper_right(
+                        MatMut::from_row_major_slice_mut(y, c * nk, s),
+                        MatRef::from_row_major_slice(x, c * nk, s),
+                        li.transpose(),
+                    );
+                    &*y
+                }
+            };
+            let mut g = Mat::zeros(c, c);
+            gram_f32_into(g.as_mut(), MatRef::from_row_major_slice(y, c, nk * s), part);
+            g
+        })
+    }
+
+    /// [`Residuals::spatial_gram`] in f32, as [`Residuals::channel_gram_f32`].
+    pub fn spatial_gram_f32(&self, li_c: MatRef<'_, f32>) -> Mat<f64> {
+        let (c, s) = (self.c, self.s);
+        self.reduce(|r, nk, work| {
+            let Work {
+                f32: z,
+                f32b: x,
+                part,
+                ..
+            } = work;
+            x.clear();
+            x.extend(r.iter().map(|&v| v as f32));
+            z.resize(r.len(), 0.0);
+            linalg::mul_lower_left(
+                MatMut::from_row_major_slice_mut(z, c, nk * s),
+                li_c,
+                MatRef::from_row_major_slice(x, c, nk * s),
+            );
+            let mut g = Mat::zeros(s, s);
+            gram_f32_into(
+                g.as_mut(),
+                MatRef::from_row_major_slice(z, c * nk, s).transpose(),
+                part,
+            );
+            g
+        })
+    }
+}
+
+/// Scratch buffers of one worker of [`Residuals::reduce`].
+struct Work {
+    f64: Vec<f64>,
+    f32: Vec<f32>,
+    f32b: Vec<f32>,
+    part: Mat<f32>,
+}
+
+impl Default for Work {
+    fn default() -> Work {
+        Work {
+            f64: Vec::new(),
+            f32: Vec::new(),
+            f32b: Vec::new(),
+            part: Mat::zeros(0, 0),
+        }
+    }
+}
+
+/// Terms per f32 partial product in [`gram_f32_into`].
+pub const GRAM_BLOCK: usize = 2048;
+
+/// `g += a a^T` for an f32 matrix `a` (`m x k`): f32 products over blocks of [`GRAM_BLOCK`] columns,
+/// each added into the f64 `g`, so rounding grows with the block length, not with `k`.
+fn gram_f32_into(mut g: MatMut<'_, f64>, a: MatRef<'_, f32>, part: &mut Mat<f32>) {
+    let (m, k) = (a.nrows(), a.ncols());
+    part.resize_with(m, m, |_, _| 0.0);
+    let mut j = 0;
+    while j < k {
+        let w = GRAM_BLOCK.min(k - j);
+        linalg::gram(part.as_mut(), Accum::Replace, a.subcols(j, w), 1.0f32);
+        for col in 0..m {
+            for row in 0..m {
+                g[(row, col)] += part[(row, col)] as f64;
+            }
+        }
+        j += w;
     }
 }
 
@@ -356,8 +467,10 @@ pub enum Degenerate {
 pub struct KroneckerFit {
     pub sigma_c: Mat<f64>,
     pub sigma_s: Mat<f64>,
-    /// Sweeps run (one sweep = both updates).
+    /// Sweeps run (one sweep = both updates), f32 and f64 ones together.
     pub sweeps: usize,
+    /// Of those, the sweeps run in f32 ([`Precision::Mixed`]); 0 for [`fit`].
+    pub sweeps_f32: usize,
     pub converged: bool,
     /// The last relative Frobenius change (max over both factors); infinite after one sweep.
     pub change: f64,
@@ -412,6 +525,38 @@ impl RidgeState {
 /// its Cholesky factorization fails on (a constant channel makes `Sigma_C` singular). Cost per sweep
 /// about `2 N C S^2 + 2 N C^2 S + (C^3 + S^3)/3` flops.
 pub fn fit(res: &Residuals<'_>, opts: &FitOptions) -> Result<KroneckerFit, Degenerate> {
+    fit_with(res, opts, Precision::F64)
+}
+
+/// The arithmetic of the flip-flop sweeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    /// Every sweep in f64: the reference iteration of metrics.md section 1.
+    F64,
+    /// Early sweeps in f32 (solves and Gram products on f32 residuals, factors kept in f64), then f64
+    /// sweeps; only an f64 sweep can meet the stopping rule.
+    Mixed,
+}
+
+/// [`fit`] with a choice of arithmetic.
+///
+/// With [`Precision::Mixed`] the sweeps first run in f32 (Gram products and triangular products on
+/// f32 residuals, summed into f64 factors), with SQUAREM extrapolation (Varadhan & Roland 2008,
+/// scheme S3) of the spatial factor after every two sweeps: from `t0`, `t1 = F(t0)`, `t2 = F(t1)`,
+/// `r = t1 - t0`, `v = t2 - 2 t1 + t0`, `alpha = -||r|| / ||v||` (clamped to `[-16, -1]`), the next
+/// sweep starts from `t0 - 2 alpha r + alpha^2 v` when that is positive definite (else from `t2`).
+/// The f32 phase ends when a sweep changes the factors by less than `tol`, when a plain sweep stops
+/// shrinking the change (above 0.9 times the previous one: the f32 rounding floor, near `1e-7`), or
+/// when one sweep of `max_sweeps` is left. From then on every sweep is a plain f64 sweep and the
+/// spec's stopping rule decides, the first f64 sweep's change being measured against the factors it
+/// started from. The fixed point is therefore the f64 one: f32 and extrapolation only shorten the
+/// path to it (the MLE is unique), and the factors agree with [`fit`]'s to about `tol`. `sweeps`
+/// counts both kinds, `sweeps_f32` the f32 ones; an f32 sweep that overflows is redone in f64.
+pub fn fit_with(
+    res: &Residuals<'_>,
+    opts: &FitOptions,
+    precision: Precision,
+) -> Result<KroneckerFit, Degenerate> {
     let (c, s, n) = (res.c, res.s, res.n);
     if n < 2 {
         return Err(Degenerate::TooFew);
@@ -424,48 +569,76 @@ pub fn fit(res: &Residuals<'_>, opts: &FitOptions) -> Result<KroneckerFit, Degen
         reason: ((n - 1) * c < s).then_some(RidgeReason::FewSamples),
         added: 0.0,
     };
-    let mut l_s: Option<Mat<f64>> = None;
-    let mut prev: Option<(Mat<f64>, Mat<f64>)> = None;
+    let max_sweeps = opts.max_sweeps.max(1);
+    let mut single = precision == Precision::Mixed && max_sweeps > 1;
+    let (mut sweeps_f32, mut last_f32_change) = (0, f64::INFINITY);
+    // The spatial factor the next sweep starts from, and its inverse Cholesky factor (None: I).
+    let mut cur_ss = Mat::<f64>::identity(s, s);
+    let mut li_s: Option<Mat<f64>> = None;
+    // The f32 phase's spatial iterates since the last extrapolation.
+    let mut cycle: Vec<Mat<f64>> = Vec::new();
+    let mut last: Option<(Mat<f64>, Mat<f64>)> = None;
     let (mut change, mut converged, mut sweeps, mut scale) = (f64::INFINITY, false, 0, 1.0);
-    for sweep in 1..=opts.max_sweeps.max(1) {
-        sweeps = sweep;
-        let mut sc = res.channel_gram(l_s.as_ref().map(|l| l.as_ref())) * (1.0 / (n * s) as f64);
-        let tr = linalg::trace(sc.as_ref());
-        if !tr.is_finite() {
-            return Err(Degenerate::NonFinite);
-        }
-        if sweep == 1 && tr == 0.0 {
-            return Err(Degenerate::Identical);
-        }
-        let l_c = rc.factor(&mut sc, opts.ridge)?;
-        let mut ss = res.spatial_gram(l_c.as_ref()) * (1.0 / (n * c) as f64);
-        if !linalg::trace(ss.as_ref()).is_finite() {
-            return Err(Degenerate::NonFinite);
-        }
-        let l = rs.factor(&mut ss, opts.ridge)?;
-        let a = linalg::trace(ss.as_ref()) / s as f64;
-        ss *= 1.0 / a;
-        sc *= a;
+    while sweeps < max_sweeps {
+        let Some((sc, ss, l, a)) = sweep(
+            res,
+            li_s.as_ref(),
+            single,
+            sweeps == 0,
+            opts.ridge,
+            &mut rc,
+            &mut rs,
+        )?
+        else {
+            single = false;
+            cycle.clear();
+            continue;
+        };
+        sweeps += 1;
         scale = a;
-        if let Some((pc, ps)) = &prev {
+        if let Some((pc, _)) = &last {
             let dc =
                 linalg::frobenius_diff(sc.as_ref(), pc.as_ref()) / linalg::frobenius(sc.as_ref());
-            let ds =
-                linalg::frobenius_diff(ss.as_ref(), ps.as_ref()) / linalg::frobenius(ss.as_ref());
+            let ds = linalg::frobenius_diff(ss.as_ref(), cur_ss.as_ref())
+                / linalg::frobenius(ss.as_ref());
             change = dc.max(ds);
+        }
+        // Sigma_S / a = (L / sqrt(a)) (L / sqrt(a))^T.
+        li_s = Some(linalg::inverse_lower(l.as_ref()) * a.sqrt());
+        if single {
+            sweeps_f32 += 1;
+            if cycle.is_empty() {
+                cycle.push(cur_ss.clone());
+            }
+            cycle.push(ss.clone());
+            if change < opts.tol || change > 0.9 * last_f32_change || sweeps + 1 >= max_sweeps {
+                single = false;
+            }
+            last_f32_change = change;
+        } else {
             converged = change < opts.tol;
         }
-        prev = Some((sc, ss));
-        l_s = Some(l * (1.0 / a.sqrt()));
+        cur_ss = ss.clone();
+        last = Some((sc, ss));
         if converged {
             break;
         }
+        if single && cycle.len() == 3 {
+            if let Some((x, lx)) = squarem(&cycle) {
+                cur_ss = x;
+                li_s = Some(linalg::inverse_lower(lx.as_ref()));
+                // The next sweep's change is the extrapolation's, not a plain sweep's.
+                last_f32_change = f64::INFINITY;
+            }
+            cycle.clear();
+        }
     }
-    let (sigma_c, sigma_s) = prev.expect("at least one sweep ran");
+    let (sigma_c, sigma_s) = last.expect("at least one sweep ran");
     Ok(KroneckerFit {
         sigma_c,
         sigma_s,
         sweeps,
+        sweeps_f32,
         converged,
         change,
         ridge_c: rc.reason.map(|reason| Ridge {
@@ -477,6 +650,78 @@ pub fn fit(res: &Residuals<'_>, opts: &FitOptions) -> Result<KroneckerFit, Degen
             amount: rs.added / scale,
         }),
     })
+}
+
+/// `(Sigma_C, Sigma_S, chol(Sigma_S) before normalization, a)` of one sweep.
+type SweepOut = (Mat<f64>, Mat<f64>, Mat<f64>, f64);
+
+/// One flip-flop sweep from the spatial factor whose inverse Cholesky factor is `li_s` (None: I):
+/// `(Sigma_C, Sigma_S / a, chol(Sigma_S), a)` with `a = tr(Sigma_S) / S` and `Sigma_C` already
+/// multiplied by `a`. `Ok(None)` when an f32 sweep overflowed (the ridge states are then as before).
+fn sweep(
+    res: &Residuals<'_>,
+    li_s: Option<&Mat<f64>>,
+    single: bool,
+    first: bool,
+    eps: f64,
+    rc: &mut RidgeState,
+    rs: &mut RidgeState,
+) -> Result<Option<SweepOut>, Degenerate> {
+    let (c, s, n) = (res.c, res.s, res.n);
+    let mut sc = if single {
+        res.channel_gram_f32(li_s.map(to_f32).as_ref().map(|l| l.as_ref()))
+    } else {
+        res.channel_gram(li_s.map(|l| l.as_ref()))
+    } * (1.0 / (n * s) as f64);
+    let tr = linalg::trace(sc.as_ref());
+    if !tr.is_finite() {
+        return if single {
+            Ok(None)
+        } else {
+            Err(Degenerate::NonFinite)
+        };
+    }
+    if first && tr == 0.0 {
+        return Err(Degenerate::Identical);
+    }
+    let before = (rc.reason, rs.reason);
+    let li_c = linalg::inverse_lower(rc.factor(&mut sc, eps)?.as_ref());
+    let mut ss = if single {
+        res.spatial_gram_f32(to_f32(&li_c).as_ref())
+    } else {
+        res.spatial_gram(li_c.as_ref())
+    } * (1.0 / (n * c) as f64);
+    if !linalg::trace(ss.as_ref()).is_finite() {
+        if single {
+            (rc.reason, rs.reason) = before;
+            return Ok(None);
+        }
+        return Err(Degenerate::NonFinite);
+    }
+    let l = rs.factor(&mut ss, eps)?;
+    let a = linalg::trace(ss.as_ref()) / s as f64;
+    ss *= 1.0 / a;
+    sc *= a;
+    Ok(Some((sc, ss, l, a)))
+}
+
+/// SQUAREM (scheme S3) from three successive spatial iterates: the extrapolated factor and its
+/// Cholesky factor, or None when it is not positive definite or the iterates did not move.
+fn squarem(t: &[Mat<f64>]) -> Option<(Mat<f64>, Mat<f64>)> {
+    let r = &t[1] - &t[0];
+    let v = &t[2] - &t[1] * 2.0 + &t[0];
+    let (nr, nv) = (linalg::frobenius(r.as_ref()), linalg::frobenius(v.as_ref()));
+    if !(nv > 0.0 && nr.is_finite() && nv.is_finite()) {
+        return None;
+    }
+    let alpha = (-nr / nv).clamp(-16.0, -1.0);
+    let x = &t[0] - &r * (2.0 * alpha) + &v * (alpha * alpha);
+    let l = linalg::cholesky(x.as_ref())?;
+    Some((x, l))
+}
+
+fn to_f32(m: &Mat<f64>) -> Mat<f32> {
+    Mat::from_fn(m.nrows(), m.ncols(), |i, j| m[(i, j)] as f32)
 }
 
 #[cfg(test)]
@@ -532,11 +777,83 @@ mod tests {
         // The fixed point: each factor equals its update given the other.
         let r = Residuals::from_rows(c, h * w, &rows);
         let lc = linalg::cholesky(cached.sigma_c.as_ref()).unwrap();
-        let ss = r.spatial_gram(lc.as_ref()) * (1.0 / (n * c) as f64);
+        let ss =
+            r.spatial_gram(linalg::inverse_lower(lc.as_ref()).as_ref()) * (1.0 / (n * c) as f64);
         let err = linalg::frobenius_diff(ss.as_ref(), cached.sigma_s.as_ref())
             / linalg::frobenius(ss.as_ref());
         assert!(err < 1e-8, "{err}");
         assert!((linalg::trace(cached.sigma_s.as_ref()) - (h * w) as f64).abs() < 1e-12);
+    }
+
+    #[test]
+    fn mixed_precision_reaches_the_f64_fixed_point() {
+        // D = 8 x 128 = 1024 with 40 samples of a Kronecker-structured class (a channel mixing of
+        // an exponential spatial kernel's draws): the f32 sweeps with extrapolation must hand over
+        // to f64 sweeps that stop by the same rule, at factors equal to the all-f64 fit's within
+        // the tolerance (both are within about tol of the same unique MLE).
+        let (c, s, n) = (8usize, 128usize, 40usize);
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut normal = move || {
+            // Box-Muller on a xorshift stream: deterministic, no extra dependency.
+            let mut u = || {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+            };
+            let (a, b) = (u(), u());
+            (-2.0 * a.ln()).sqrt() * (std::f64::consts::TAU * b).cos()
+        };
+        let ks = Mat::from_fn(s, s, |i, j| (-(i as f64 - j as f64).abs() / 6.0).exp());
+        let ls = linalg::cholesky(ks.as_ref()).unwrap();
+        let mix = Mat::from_fn(c, c, |i, j| {
+            if i >= j {
+                1.0 / (1.0 + (i - j) as f64)
+            } else {
+                0.0
+            }
+        });
+        let mut rows = Vec::with_capacity(n * c * s);
+        for _ in 0..n {
+            let e = Mat::from_fn(c, s, |_, _| normal());
+            let x = &mix * &e * ls.transpose();
+            for i in 0..c {
+                for j in 0..s {
+                    rows.push(x[(i, j)] + 0.3 * normal());
+                }
+            }
+        }
+        let res = Residuals::from_rows(c, s, &rows);
+        let opts = FitOptions {
+            ridge: 1e-6,
+            max_sweeps: 100,
+            tol: 1e-6,
+        };
+        let plain = fit(&res, &opts).unwrap();
+        let mixed = fit_with(&res, &opts, Precision::Mixed).unwrap();
+        assert!(plain.converged && mixed.converged);
+        assert_eq!(plain.sweeps_f32, 0);
+        assert!(mixed.sweeps_f32 >= 2 && mixed.sweeps > mixed.sweeps_f32);
+        assert!(mixed.change < opts.tol);
+        for (a, b) in [
+            (&plain.sigma_c, &mixed.sigma_c),
+            (&plain.sigma_s, &mixed.sigma_s),
+        ] {
+            let d = linalg::frobenius_diff(a.as_ref(), b.as_ref()) / linalg::frobenius(a.as_ref());
+            assert!(d < 2e-6, "{d}");
+        }
+        let viv = |f: &KroneckerFit| {
+            let root = |m: &Mat<f64>| -> f64 {
+                linalg::sym_eigvals(m.as_ref())
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.max(0.0).sqrt())
+                    .sum()
+            };
+            root(&f.sigma_c) * root(&f.sigma_s)
+        };
+        let (a, b) = (viv(&plain), viv(&mixed));
+        assert!((a - b).abs() < 1e-7 * a, "{a} vs {b}");
     }
 
     #[test]

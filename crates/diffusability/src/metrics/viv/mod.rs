@@ -14,7 +14,7 @@
 //! without labels), `classes`, `classes_skipped` and `skipped` (label, size, reason), `flip_flop`
 //! (ridge, tol, max_sweeps), `time_weighting` (logit-normal mean, std, Gauss-Hermite nodes), `curve`
 //! (`V(t)` averaged over classes at `t = 0, 0.01, ..., 1`) and `per_class` (label, n, viv,
-//! total_variance, anisotropy, logit_normal, sweeps, converged, ridge_c, ridge_s: the ridge added to
+//! total_variance, anisotropy, logit_normal, sweeps, sweeps_f32 (of those, the sweeps run in f32), converged, ridge_c, ridge_s: the ridge added to
 //! each final factor, 0 when none). Under `viv_marginal`: value, std_error, samples_per_node, nodes,
 //! classes, conditional (the exact class-conditional part), plain (the estimate without control
 //! variate) and curve (`V_marg` at the nodes).
@@ -34,7 +34,7 @@ use super::{
 use crate::error::Result;
 use crate::linalg;
 use curve::Spectrum;
-use flipflop::{Degenerate, FitOptions, Residuals, RidgeReason};
+use flipflop::{Degenerate, FitOptions, Precision, Residuals, RidgeReason};
 use quadrature::{LogitNormal, TimeNode};
 use rayon::prelude::*;
 use serde_json::{Value, json};
@@ -172,6 +172,11 @@ pub static FAMILY: Family = Family {
 /// Points of the `V(t)` curve in the details: `t = 0, 0.01, ..., 1`.
 pub const CURVE_POINTS: usize = 101;
 
+/// Smallest latent dimension `D` from which the flip-flop runs its early sweeps in f32
+/// ([`Precision::Mixed`]). Below it a sweep costs well under a millisecond and the all-f64 reference
+/// iteration is kept, sweep for sweep as metrics.md section 1 writes it.
+pub const MIXED_PRECISION_MIN_DIM: usize = 1024;
+
 /// One class's fit and closed-form quantities.
 struct ClassFit {
     label: Option<i64>,
@@ -182,6 +187,7 @@ struct ClassFit {
     logit_normal: f64,
     curve: Vec<f64>,
     sweeps: usize,
+    sweeps_f32: usize,
     converged: bool,
     change: f64,
     ridge_c: Option<flipflop::Ridge>,
@@ -203,6 +209,7 @@ fn fit_class(
     label: Option<i64>,
     members: &[usize],
     opts: &FitOptions,
+    precision: Precision,
     time: &[TimeNode],
     want_component: bool,
 ) -> Outcome {
@@ -212,7 +219,7 @@ fn fit_class(
         return skip(Degenerate::TooFew);
     }
     let res = Residuals::from_normalized(ctx.z, members);
-    let fit = match flipflop::fit(&res, opts) {
+    let fit = match flipflop::fit_with(&res, opts, precision) {
         Ok(f) => f,
         Err(why) => return skip(why),
     };
@@ -260,6 +267,7 @@ fn fit_class(
         logit_normal: spectrum.expectation(time),
         curve,
         sweeps: fit.sweeps,
+        sweeps_f32: fit.sweeps_f32,
         converged: fit.converged,
         change: fit.change,
         ridge_c: fit.ridge_c,
@@ -322,11 +330,24 @@ fn compute(ctx: &Context<'_>, params: &Params) -> Result<Output> {
         None => (vec![(None, (0..sh.n).collect())], false),
     };
 
+    let precision = if d >= MIXED_PRECISION_MIN_DIM {
+        Precision::Mixed
+    } else {
+        Precision::F64
+    };
     ctx.progress.begin("viv", classes.len() as u64);
     let outcomes: Vec<Outcome> = classes
         .par_iter()
         .map(|(label, members)| {
-            let o = fit_class(ctx, *label, members, &opts, &nodes, want_marginal);
+            let o = fit_class(
+                ctx,
+                *label,
+                members,
+                &opts,
+                precision,
+                &nodes,
+                want_marginal,
+            );
             ctx.progress.advance(1);
             o
         })
@@ -535,6 +556,7 @@ fn compute(ctx: &Context<'_>, params: &Params) -> Result<Output> {
                 "anisotropy": f.anisotropy,
                 "logit_normal": f.logit_normal,
                 "sweeps": f.sweeps,
+                "sweeps_f32": f.sweeps_f32,
                 "converged": f.converged,
                 "ridge_c": f.ridge_c.map_or(0.0, |r| r.amount),
                 "ridge_s": f.ridge_s.map_or(0.0, |r| r.amount),
