@@ -6,6 +6,11 @@ import pytest
 
 import diffusability as d
 
+# A small t-SNE (a few hundred points, two maps) keeps the uniformity metrics of "all" quick; the
+# defaults (10,000 points, 10 maps) take about a minute per call.
+QUICK_TSNE = ("--tsne-samples", "400", "--uniformity-repeats", "2")
+QUICK_TSNE_KW = {"tsne_samples": 400, "uniformity_repeats": 2}
+
 DTYPES = {"f16": np.float16, "f32": np.float32, "f64": np.float64}
 
 
@@ -25,8 +30,8 @@ def comparable(report):
 def test_metrics_all_equal_cli(cli, files, dataset, dtype):
     z, y, m = dataset
     want = cli("metrics", files[dtype], "--labels", files["labels"], "--masks", files["masks"],
-               "--metrics", "all", "--json", "--quiet", "--threads", "2")
-    got = d.metrics(z.astype(DTYPES[dtype]), y, m, metrics="all", threads=2)
+               "--metrics", "all", *QUICK_TSNE, "--json", "--quiet", "--threads", "2")
+    got = d.metrics(z.astype(DTYPES[dtype]), y, m, metrics="all", threads=2, **QUICK_TSNE_KW)
     assert got["tool"] == want["tool"]
     assert comparable(got) == comparable(want)
     # Every registered metric was computed (the data meets every need).
@@ -49,7 +54,7 @@ def test_parameters_and_options_equal_cli(cli, files, dataset):
 def test_family_functions_equal_cli(cli, files, dataset):
     z, y, m = dataset
     want = cli("metrics", files["f32"], "--labels", files["labels"], "--masks", files["masks"],
-               "--metrics", "all", "--json", "--quiet")["metrics"]
+               "--metrics", "all", *QUICK_TSNE, "--json", "--quiet")["metrics"]
     z32 = z.astype(np.float32)
     families = {"viv": d.viv, "lnc": d.lnc, "linear_probe": d.linear_probe, "spatial": d.spatial,
                 "sec": d.sec}
@@ -70,17 +75,17 @@ def test_uniformity_family_when_registered(cli, files, dataset):
     if not any(m["perspective"] == "latent uniformity" for f in d.registry() for m in f["metrics"]):
         pytest.skip("no latent uniformity metric in this build")
     z, y, m = dataset
-    want = cli("metrics", files["f32"], "--labels", files["labels"], "--metrics", "all", "--json",
+    want = cli("metrics", files["f32"], "--labels", files["labels"], "--metrics", "all", *QUICK_TSNE, "--json",
                "--quiet")["metrics"]
-    got = d.uniformity(z.astype(np.float32), y)
+    got = d.uniformity(z.astype(np.float32), y, **QUICK_TSNE_KW)
     assert got and all(v == want[k] for k, v in got.items())
 
 
 def test_threads_do_not_change_results(dataset):
     z, y, m = dataset
     z32 = z.astype(np.float32)
-    one = d.metrics(z32, y, m, metrics="all", threads=1)
-    two = d.metrics(z32, y, m, metrics="all", threads=2)
+    one = d.metrics(z32, y, m, metrics="all", threads=1, **QUICK_TSNE_KW)
+    two = d.metrics(z32, y, m, metrics="all", threads=2, **QUICK_TSNE_KW)
     assert one["metrics"] == two["metrics"]
     assert one["details"] == two["details"]
     assert (one["params"]["threads"], two["params"]["threads"]) == (1, 2)
