@@ -296,22 +296,10 @@ fn equivariance_json(
             let r = equivariance(&z.latents, &zt.latents, "transformed", &t, &affine)?;
             Ok::<_, Error>((r, warnings))
         })??;
-        if r.skipped > 0 {
-            warnings.push(format!(
-                "equivariance: {} of {} samples left out: zero norm after normalization",
-                r.skipped,
-                r.n + r.skipped
-            ));
-        }
-        pretty(&json!({
-            "equiv_rel_err": r.equiv_rel_err,
-            "equiv_cos": r.equiv_cos,
-            "transform": t.to_string(),
-            "normalize": mode.to_string(),
-            "n": r.n,
-            "skipped": r.skipped,
-            "warnings": warnings,
-        }))
+        warnings.extend(r.skipped_warning());
+        let mut j = r.to_json(&t, &mode);
+        j.insert("warnings".into(), warnings.into());
+        pretty(&serde_json::Value::Object(j))
     })
 }
 

@@ -61,30 +61,18 @@ pub fn run(a: EquivarianceArgs) -> Result<(), Failure> {
         Ok::<_, diffusability::Error>((r, warnings))
     })??;
     let mut warnings = warnings;
-    if r.skipped > 0 {
-        warnings.push(format!(
-            "equivariance: {} of {} samples left out: zero norm after normalization",
-            r.skipped,
-            r.n + r.skipped
-        ));
-    }
+    warnings.extend(r.skipped_warning());
     if !a.quiet {
         for w in &warnings {
             output::stderr_line(&format!("warning: {w}"));
         }
     }
     if a.json {
-        let j = serde_json::json!({
-            "equiv_rel_err": r.equiv_rel_err,
-            "equiv_cos": r.equiv_cos,
-            "transform": t.to_string(),
-            "normalize": mode.to_string(),
-            "n": r.n,
-            "skipped": r.skipped,
-            "latents": a.latents,
-            "transformed": a.transformed,
-            "warnings": warnings,
-        });
+        let mut j = r.to_json(&t, &mode);
+        j.insert("latents".into(), a.latents.clone().into());
+        j.insert("transformed".into(), a.transformed.clone().into());
+        j.insert("warnings".into(), warnings.into());
+        let j = serde_json::Value::Object(j);
         output::stdout(&format!("{}\n", pretty(&j)?))?;
     } else {
         output::stdout(&format!(

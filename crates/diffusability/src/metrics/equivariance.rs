@@ -173,6 +173,36 @@ pub struct Equivariance {
     pub skipped: usize,
 }
 
+impl Equivariance {
+    /// The report's warning for left-out samples, if any.
+    pub fn skipped_warning(&self) -> Option<String> {
+        (self.skipped > 0).then(|| {
+            format!(
+                "equivariance: {} of {} samples left out: zero norm after normalization",
+                self.skipped,
+                self.n + self.skipped
+            )
+        })
+    }
+
+    /// The fields of the JSON object that `diffusability equivariance --json` and the Python
+    /// `equivariance()` return; the callers add their inputs and the warnings.
+    pub fn to_json(
+        &self,
+        t: &Transform,
+        normalize: &crate::data::Normalize,
+    ) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = serde_json::Map::new();
+        m.insert("equiv_rel_err".into(), self.equiv_rel_err.into());
+        m.insert("equiv_cos".into(), self.equiv_cos.into());
+        m.insert("transform".into(), t.to_string().into());
+        m.insert("normalize".into(), normalize.to_string().into());
+        m.insert("n".into(), self.n.into());
+        m.insert("skipped".into(), self.skipped.into());
+        m
+    }
+}
+
 /// Samples per chunk of the parallel pass (fixed: results do not depend on the thread count).
 const CHUNK: usize = 32;
 
