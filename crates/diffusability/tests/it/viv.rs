@@ -1055,3 +1055,60 @@ fn viv_defaults() -> Selection {
         .to_vec(),
     )
 }
+
+#[test]
+fn mixed_precision_with_a_pooled_start_matches_the_f64_reference() {
+    // D = 4 x 16 x 16 = 1024: the flip-flop runs its early sweeps in f32 with acceleration, and
+    // with 6 classes > START_POOL the classes 0, 1, 3 and 4 start from the identity while 2 and 5
+    // start from their mean spatial factor. Every class must land on the fixed point of the
+    // reference iteration (all sweeps f64, from Sigma_S = I): both stop within tol = 1e-6 relative
+    // change of the same unique MLE, so their VIVs agree to about 1e-7; and the numbers must not
+    // depend on the thread count (the pool is fixed by the class order).
+    use diffusability::metrics::viv::START_POOL;
+    use diffusability::metrics::viv::flipflop::{FitOptions, Residuals, fit};
+    let (c, h, w, per) = (4usize, 16usize, 16usize, 80usize);
+    let mut rng = ChaCha8Rng::seed_from_u64(77);
+    let mut data = Vec::new();
+    let mut labels = Vec::new();
+    for k in 0..6i64 {
+        let (class, _, _) = random_class(&mut rng, c, h, w, 1.0);
+        class.sample(&mut rng, per, &mut data);
+        labels.extend(std::iter::repeat_n(10 * k, per));
+    }
+    let ds = dataset(c, h, w, data.clone(), Some(labels));
+    let a = report(&ds, &DEFAULT_KEYS, Normalize::None, 1, 0, &[]);
+    let b = report(&ds, &DEFAULT_KEYS, Normalize::None, 3, 0, &[]);
+    assert_eq!(a.metrics, b.metrics);
+    assert_eq!(a.details, b.details);
+    let ff = &a.details["viv"]["flip_flop"];
+    assert_eq!(ff["start"], "pooled");
+    assert_eq!(START_POOL, 4);
+    assert_eq!(ff["start_classes"], serde_json::json!([0, 10, 30, 40]));
+    let d = c * h * w;
+    let opts = FitOptions {
+        ridge: 1e-6,
+        max_sweeps: 100,
+        tol: 1e-6,
+    };
+    let per_class = a.details["viv"]["per_class"].as_array().unwrap();
+    for (k, p) in per_class.iter().enumerate() {
+        assert_eq!(p["converged"], true);
+        assert!(p["sweeps_f32"].as_u64().unwrap() >= 1);
+        let rows: Vec<f64> = data[k * per * d..(k + 1) * per * d]
+            .iter()
+            .map(|&x| x as f64)
+            .collect();
+        let f = fit(&Residuals::from_rows(c, h * w, &rows), &opts).unwrap();
+        assert!(f.converged);
+        let want = Spectrum::new(
+            &linalg::sym_eigvals(f.sigma_c.as_ref()).unwrap(),
+            &linalg::sym_eigvals(f.sigma_s.as_ref()).unwrap(),
+        )
+        .viv();
+        let got = p["viv"].as_f64().unwrap();
+        assert!(
+            rel(got, want) < 1e-6,
+            "class {k}: {got} vs f64 reference {want}"
+        );
+    }
+}

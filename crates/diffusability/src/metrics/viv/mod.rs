@@ -34,6 +34,7 @@ use super::{
 use crate::error::Result;
 use crate::linalg;
 use curve::Spectrum;
+use faer::Mat;
 use flipflop::{Degenerate, FitOptions, Precision, Residuals, RidgeReason};
 use quadrature::{LogitNormal, TimeNode};
 use rayon::prelude::*;
@@ -177,6 +178,11 @@ pub const CURVE_POINTS: usize = 101;
 /// iteration is kept, sweep for sweep as metrics.md section 1 writes it.
 pub const MIXED_PRECISION_MIN_DIM: usize = 1024;
 
+/// Classes fitted first (from `Sigma_S = I`, evenly spaced in label order) whose mean spatial factor
+/// starts the flip-flop of every other class when it runs in [`Precision::Mixed`]; with fewer classes
+/// than this + 1, every class starts from the identity.
+pub const START_POOL: usize = 4;
+
 /// One class's fit and closed-form quantities.
 struct ClassFit {
     label: Option<i64>,
@@ -204,22 +210,42 @@ enum Outcome {
     },
 }
 
+/// How [`fit_class`] fits a class.
+struct FitSetup<'a> {
+    opts: &'a FitOptions,
+    precision: Precision,
+    time: &'a [TimeNode],
+    want_component: bool,
+    /// The spatial factor the flip-flop starts from (None: the identity).
+    start: Option<&'a Mat<f64>>,
+    /// Return the fitted spatial factor too (for the start of the other classes).
+    keep_spatial: bool,
+}
+
 fn fit_class(
     ctx: &Context<'_>,
     label: Option<i64>,
     members: &[usize],
-    opts: &FitOptions,
-    precision: Precision,
-    time: &[TimeNode],
-    want_component: bool,
-) -> Outcome {
+    setup: &FitSetup<'_>,
+) -> (Outcome, Option<Mat<f64>>) {
+    let FitSetup {
+        opts,
+        precision,
+        time,
+        want_component,
+        start,
+        keep_spatial,
+    } = *setup;
     let n = members.len();
-    let skip = |why| Outcome::Skipped { label, n, why };
+    let skip = |why| (Outcome::Skipped { label, n, why }, None);
     if n < 2 {
         return skip(Degenerate::TooFew);
     }
-    let res = Residuals::from_normalized(ctx.z, members);
-    let fit = match flipflop::fit_with(&res, opts, precision) {
+    let mut res = Residuals::from_normalized(ctx.z, members);
+    if precision == Precision::Mixed {
+        res.keep_f32();
+    }
+    let fit = match flipflop::fit_with(&res, opts, precision, start) {
         Ok(f) => f,
         Err(why) => return skip(why),
     };
@@ -258,7 +284,8 @@ fn fit_class(
             spectrum.v(i as f64 / m, (CURVE_POINTS - 1 - i) as f64 / m)
         })
         .collect();
-    Outcome::Fitted(Box::new(ClassFit {
+    let spatial = (keep_spatial && fit.converged).then(|| fit.sigma_s.clone());
+    let fitted = Outcome::Fitted(Box::new(ClassFit {
         label,
         n,
         viv: spectrum.viv(),
@@ -273,7 +300,8 @@ fn fit_class(
         ridge_c: fit.ridge_c,
         ridge_s: fit.ridge_s,
         component,
-    }))
+    }));
+    (fitted, spatial)
 }
 
 fn label_name(label: Option<i64>) -> String {
@@ -336,21 +364,66 @@ fn compute(ctx: &Context<'_>, params: &Params) -> Result<Output> {
         Precision::F64
     };
     ctx.progress.begin("viv", classes.len() as u64);
-    let outcomes: Vec<Outcome> = classes
-        .par_iter()
-        .map(|(label, members)| {
-            let o = fit_class(
-                ctx,
-                *label,
-                members,
-                &opts,
+    // Mixed precision: a few evenly spaced classes are fitted first from Sigma_S = I, and the mean
+    // of their spatial factors starts every other class's fit (fewer sweeps when the classes share
+    // spatial structure; the same fixed point either way). The pool depends only on the classes,
+    // so the results do not depend on the thread count.
+    let k_all = classes.len();
+    let pool: Vec<usize> = if precision == Precision::Mixed && k_all > START_POOL {
+        (0..START_POOL).map(|j| j * k_all / START_POOL).collect()
+    } else {
+        Vec::new()
+    };
+    let fit_one = |k: usize, start: Option<&Mat<f64>>, keep: bool| {
+        let (label, members) = &classes[k];
+        let o = fit_class(
+            ctx,
+            *label,
+            members,
+            &FitSetup {
+                opts: &opts,
                 precision,
-                &nodes,
-                want_marginal,
-            );
-            ctx.progress.advance(1);
-            o
+                time: &nodes,
+                want_component: want_marginal,
+                start,
+                keep_spatial: keep,
+            },
+        );
+        ctx.progress.advance(1);
+        o
+    };
+    let pooled: Vec<(Outcome, Option<Mat<f64>>)> =
+        pool.par_iter().map(|&k| fit_one(k, None, true)).collect();
+    let spatial: Vec<&Mat<f64>> = pooled.iter().filter_map(|(_, m)| m.as_ref()).collect();
+    let start = (!spatial.is_empty()).then(|| {
+        let mut m = Mat::<f64>::zeros(s, s);
+        for x in &spatial {
+            m += *x;
+        }
+        m * (1.0 / spatial.len() as f64)
+    });
+    let start_labels: Vec<Option<i64>> = pool
+        .iter()
+        .zip(&pooled)
+        .filter(|(_, (_, m))| m.is_some())
+        .map(|(&k, _)| classes[k].0)
+        .collect();
+    let rest: Vec<(Outcome, Option<Mat<f64>>)> = (0..k_all)
+        .into_par_iter()
+        .filter(|k| !pool.contains(k))
+        .map(|k| fit_one(k, start.as_ref(), false))
+        .collect();
+    let mut pooled = pooled.into_iter();
+    let mut rest = rest.into_iter();
+    let outcomes: Vec<Outcome> = (0..k_all)
+        .filter_map(|k| {
+            if pool.contains(&k) {
+                pooled.next()
+            } else {
+                rest.next()
+            }
         })
+        .map(|(o, _)| o)
         .collect();
     ctx.progress.end();
 
@@ -512,7 +585,13 @@ fn compute(ctx: &Context<'_>, params: &Params) -> Result<Output> {
     details.insert("skipped".into(), Value::Array(skipped_json));
     details.insert(
         "flip_flop".into(),
-        json!({"ridge": opts.ridge, "tol": opts.tol, "max_sweeps": opts.max_sweeps}),
+        json!({
+            "ridge": opts.ridge,
+            "tol": opts.tol,
+            "max_sweeps": opts.max_sweeps,
+            "start": if start.is_some() { "pooled" } else { "identity" },
+            "start_classes": start_labels,
+        }),
     );
     details.insert(
         "time_weighting".into(),
