@@ -204,13 +204,13 @@ impl<'a> Residuals<'a> {
     /// [`fit_with`] do not convert them every sweep (half the memory of the f64 copy again). A no-op
     /// for streamed residuals, which are converted chunk by chunk as they are read.
     pub fn keep_f32(&mut self) {
-        if let Source::Cached(v, v32) = &mut self.source {
-            if v32.is_empty() {
-                *v32 = v
-                    .iter()
-                    .map(|c| c.iter().map(|&x| x as f32).collect())
-                    .collect();
-            }
+        if let Source::Cached(v, v32) = &mut self.source
+            && v32.is_empty()
+        {
+            *v32 = v
+                .iter()
+                .map(|c| c.iter().map(|&x| x as f32).collect())
+                .collect();
         }
     }
 
