@@ -369,6 +369,7 @@ struct Lists {
     size: Vec<f64>,
     mask: Vec<u64>,
     walk: Vec<(u32, u64)>,
+    t: Vec<f64>,
     sums: Vec<f64>,
 }
 
@@ -376,37 +377,43 @@ simd_kernel! {
     /// For each point `a` at `(px[a], py[a])`: `(sum s q^2 dx, sum s q^2 dy, sum s q)` over the cells
     /// `(cx, cy, s)` whose mask has bit `a`, `q = 1 / (1 + dx^2 + dy^2)`, `d = p - c`, into
     /// `out[3a..3a + 3]`; lanes merged in order. The cells come in whole blocks of [`LANES`] (the
-    /// caller pads with empty ones).
+    /// caller pads with empty ones); `t` is scratch of `3 m` values. Written as an element-wise pass
+    /// and three lane sums, each simple enough for the compiler to vectorize.
     fn cell_sums(
         px: &[f64],
         py: &[f64],
         cells: (&[f64], &[f64], &[f64], &[u64]),
+        t: &mut [f64],
         out: &mut [f64],
     ) -> () {
         let (cx, cy, cs, cm) = cells;
         let m = cx.len();
         let (cy, cs, cm) = (&cy[..m], &cs[..m], &cm[..m]);
+        let (tx, rest) = t[..3 * m].split_at_mut(m);
+        let (ty, tz) = rest.split_at_mut(m);
         for (a, (&xi, &yi)) in px.iter().zip(py).enumerate() {
-            let mut acc = [[0.0; LANES]; 3];
-            for (((bx, by), bs), bm) in cx
-                .chunks_exact(LANES)
-                .zip(cy.chunks_exact(LANES))
-                .zip(cs.chunks_exact(LANES))
-                .zip(cm.chunks_exact(LANES))
-            {
-                for l in 0..LANES {
-                    let (dx, dy) = (xi - bx[l], yi - by[l]);
-                    let q = 1.0 / (1.0 + dx * dx + dy * dy);
-                    let on = (bm[l] >> a) & 1 == 1;
-                    let sq = if on { bs[l] * q } else { 0.0 };
-                    acc[0][l] += sq * q * dx;
-                    acc[1][l] += sq * q * dy;
-                    acc[2][l] += sq;
-                }
+            let shift = a as u64;
+            for j in 0..m {
+                // The size where bit `a` is set, else +0.0: integer masking keeps the loop
+                // branch-free.
+                let keep = 0u64.wrapping_sub((cm[j] >> shift) & 1);
+                let w = f64::from_bits(cs[j].to_bits() & keep);
+                let (dx, dy) = (xi - cx[j], yi - cy[j]);
+                let q = 1.0 / (1.0 + dx * dx + dy * dy);
+                let sq = w * q;
+                tx[j] = sq * q * dx;
+                ty[j] = sq * q * dy;
+                tz[j] = sq;
             }
-            out[3 * a] = vexp::merge(&acc[0]);
-            out[3 * a + 1] = vexp::merge(&acc[1]);
-            out[3 * a + 2] = vexp::merge(&acc[2]);
+            for (k, v) in [&*tx, &*ty, &*tz].into_iter().enumerate() {
+                let mut acc = [0.0; LANES];
+                for c in v.chunks_exact(LANES) {
+                    for l in 0..LANES {
+                        acc[l] += c[l];
+                    }
+                }
+                out[3 * a + k] = vexp::merge(&acc);
+            }
         }
     }
 }
@@ -461,7 +468,14 @@ impl RepulsionForces for BarnesHutRepulsion {
                 }
                 l.sums.clear();
                 l.sums.resize(3 * pts.len(), 0.0);
-                cell_sums(&l.px, &l.py, (&l.x, &l.y, &l.size, &l.mask), &mut l.sums);
+                l.t.resize(3 * l.x.len(), 0.0);
+                cell_sums(
+                    &l.px,
+                    &l.py,
+                    (&l.x, &l.y, &l.size, &l.mask),
+                    &mut l.t,
+                    &mut l.sums,
+                );
                 let mut z = 0.0;
                 for (a, &i) in pts.iter().enumerate() {
                     let [ex, ey, ez] = tree.own_leaf(i as usize, l.px[a], l.py[a]);
