@@ -282,10 +282,14 @@ impl Tree {
         let (px, py) = (&l.px, &l.py);
         let (x0, x1) = px
             .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+                (a.min(v), b.max(v))
+            });
         let (y0, y1) = py
             .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+                (a.min(v), b.max(v))
+            });
         let all = if pts.len() == 64 {
             u64::MAX
         } else {
@@ -509,7 +513,8 @@ mod tests {
                 let t = i as f64;
                 let c = (i % 4) as f64;
                 [
-                    10.0 * c + 3.0 * (1.0 - (t * 0.618_034).fract()).ln().abs().sqrt() * (t * 2.4).cos(),
+                    10.0 * c
+                        + 3.0 * (1.0 - (t * 0.618_034).fract()).ln().abs().sqrt() * (t * 2.4).cos(),
                     -5.0 * c + 2.0 * (t * 0.414_214).fract() * (t * 1.7).sin(),
                 ]
             })

@@ -317,7 +317,9 @@ pub fn optimize(
 ) -> Vec<f64> {
     match repulsion {
         Repulsion::Fft => optimize_with(p, init, schedule, &mut FftRepulsion::default(), progress),
-        Repulsion::Exact => optimize_with(p, init, schedule, &mut ExactRepulsion::default(), progress),
+        Repulsion::Exact => {
+            optimize_with(p, init, schedule, &mut ExactRepulsion::default(), progress)
+        }
         Repulsion::BarnesHut => optimize_with(
             p,
             init,
