@@ -24,7 +24,7 @@
 //! thread count.
 
 use super::super::vexp::{self, LANES, simd_kernel};
-use super::optimize::RepulsionForces;
+use super::optimize::{RepulsionForces, split_columns};
 use rayon::prelude::*;
 
 /// scikit-learn's default `angle`.
@@ -436,10 +436,7 @@ pub struct BarnesHutRepulsion {
 
 impl RepulsionForces for BarnesHutRepulsion {
     fn forces(&mut self, y: &[f64], out: &mut [f64]) -> f64 {
-        self.xs.clear();
-        self.ys.clear();
-        self.xs.extend(y.iter().step_by(2));
-        self.ys.extend(y.iter().skip(1).step_by(2));
+        split_columns(y, &mut self.xs, &mut self.ys);
         self.tree.build(&self.xs, &self.ys);
         let n = self.xs.len();
         self.sorted.clear();
@@ -500,7 +497,7 @@ impl RepulsionForces for BarnesHutRepulsion {
 
 #[cfg(test)]
 mod tests {
-    use super::super::optimize::ExactRepulsion;
+    use super::super::optimize::{ExactRepulsion, relative_error};
     use super::*;
 
     /// Every point inserted once, counts and centres of mass consistent, and the forces near the exact
@@ -544,13 +541,7 @@ mod tests {
         let za = BarnesHutRepulsion::default().forces(&y, &mut a);
         let zb = ExactRepulsion::default().forces(&y, &mut b);
         assert!((za - zb).abs() < 0.02 * zb, "Z {za} vs {zb}");
-        let norm = b.iter().map(|v| v * v).sum::<f64>().sqrt();
-        let err = a
-            .iter()
-            .zip(&b)
-            .map(|(u, v)| (u - v).powi(2))
-            .sum::<f64>()
-            .sqrt();
-        assert!(err < 0.05 * norm, "relative force error {}", err / norm);
+        let err = relative_error(&a, &b);
+        assert!(err < 0.05, "relative force error {err}");
     }
 }

@@ -108,12 +108,17 @@ pub struct ExactRepulsion {
     ys: Vec<f64>,
 }
 
+/// The columns of the row-major `n x 2` embedding `y` into `xs` and `ys`.
+pub(super) fn split_columns(y: &[f64], xs: &mut Vec<f64>, ys: &mut Vec<f64>) {
+    xs.clear();
+    ys.clear();
+    xs.extend(y.iter().step_by(2));
+    ys.extend(y.iter().skip(1).step_by(2));
+}
+
 impl RepulsionForces for ExactRepulsion {
     fn forces(&mut self, y: &[f64], out: &mut [f64]) -> f64 {
-        self.xs.clear();
-        self.ys.clear();
-        self.xs.extend(y.iter().step_by(2));
-        self.ys.extend(y.iter().skip(1).step_by(2));
+        split_columns(y, &mut self.xs, &mut self.ys);
         let (xs, ys) = (&self.xs, &self.ys);
         let z: Vec<f64> = out
             .par_chunks_mut(2 * CHUNK)
@@ -383,6 +388,14 @@ pub fn optimize_with(
     y
 }
 
+/// `|a - b| / |b|` (Euclidean norms), for comparing forces in tests.
+#[cfg(test)]
+pub(super) fn relative_error(a: &[f64], b: &[f64]) -> f64 {
+    let norm = b.iter().map(|v| v * v).sum::<f64>().sqrt();
+    let err = a.iter().zip(b).map(|(u, v)| (u - v).powi(2)).sum::<f64>();
+    err.sqrt() / norm
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,18 +435,8 @@ mod tests {
                 (za - zb).abs() < tol_z * zb,
                 "scale {scale}: Z {za} vs {zb}"
             );
-            let norm = b.iter().map(|v| v * v).sum::<f64>().sqrt();
-            let err = a
-                .iter()
-                .zip(&b)
-                .map(|(u, v)| (u - v).powi(2))
-                .sum::<f64>()
-                .sqrt();
-            assert!(
-                err < tol_f * norm,
-                "scale {scale}: relative force error {}",
-                err / norm
-            );
+            let err = relative_error(&a, &b);
+            assert!(err < tol_f, "scale {scale}: relative force error {err}");
         }
     }
 }
