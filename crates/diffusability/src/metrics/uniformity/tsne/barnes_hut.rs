@@ -6,10 +6,10 @@
 //! - a cell stands for its points, all at its centre of mass, when `max_width^2 / d^2 < theta^2`
 //!   (`d` the distance from the query point to the centre of mass), or when it is a leaf.
 //!
-//! Written here rather than taken from a crate: the Rust t-SNE crates we know of either hide their
-//! Barnes-Hut gradient behind their own optimizer or use a different criterion (cell diagonal, or
-//! `width / d < theta` with other cell bounds), and the point of this module is to reproduce the bias of
-//! scikit-learn's approximation, which the metric is specified against (metrics.md section 5).
+//! Written here rather than taken from a crate: what matters is reproducing scikit-learn's
+//! approximation exactly (its criterion, its cells split at their centres, every summary at a centre
+//! of mass), because the approximation shapes the map the metric measures; a t-SNE crate's
+//! Barnes-Hut would bring its own variant of these choices, tied to its own optimizer.
 //!
 //! Speed: the points are visited in groups (the largest cells of at most [`GROUP`] points). One walk
 //! of the tree per group sorts each cell into: summarized for every point of the group (its centre of
