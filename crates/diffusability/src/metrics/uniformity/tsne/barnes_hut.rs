@@ -11,13 +11,18 @@
 //! of mass), because the approximation shapes the map the metric measures; a t-SNE crate's
 //! Barnes-Hut would bring its own variant of these choices, tied to its own optimizer.
 //!
+//! Differences from scikit-learn, none of which changes the criterion: the root is the bare bounding
+//! rectangle (scikit-learn pads its upper bounds by a relative 1e-3, or 1e-3 absolute on the small maps
+//! of the first iterations), only identical points share a leaf (scikit-learn merges points within 1e-6
+//! in each coordinate and skips them), and the sums are f64 (scikit-learn's are f32).
+//!
 //! Speed: the points are visited in groups (the largest cells of at most [`GROUP`] points). One walk
-//! of the tree per group sorts each cell into: summarized for every point of the group (its centre of
-//! mass is far enough from the group's bounding box), opened for every point (too near all of them),
-//! or decided point by point (the few cells in between, and the group's own cell). The summarized
-//! cells then form one list that every point of the group sums over in SIMD lanes. Each point gets
-//! the same set of summaries as with its own walk (up to rounding at the threshold), at a fraction of
-//! the cost of walking the tree once per point.
+//! of the tree per group decides each cell for all the group's points at once where the group's
+//! bounding box settles it (summarized for all, or opened for all), and point by point otherwise; a
+//! cell summarized for only some points carries their mask, and the others go on to its children.
+//! The summarized cells form one list that the group's points sum over in SIMD lanes, each counting
+//! the cells whose mask has its bit. Each point gets the same summaries as with its own walk (up to
+//! rounding at the threshold), at a fraction of the cost of walking the tree once per point.
 //!
 //! The tree is built sequentially (`O(n log n)`, a small share of an iteration); the groups are
 //! processed in parallel, each point's sums in one fixed order, so results are identical for any
