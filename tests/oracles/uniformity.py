@@ -9,13 +9,13 @@ Subcommands (each prints one JSON object on stdout):
   kl POINTS.npy EMB.npy [--perplexity 30]
       the exact KL divergence of an embedding of the points: {"kl": ...}
 
-  tsne POINTS.npy OURS.npy [OURS.npy ...] [--perplexity 30] [--seeds 5] [--jobs 2]
+  tsne POINTS.npy OURS.npy [OURS.npy ...] [--perplexity 30] [--seeds 5] [--jobs 2] [--skip-opentsne]
       openTSNE (FFT gradients) and scikit-learn (Barnes-Hut) on the same points with the settings of
       metrics.md section 5, the exact KL of their embeddings and of each OURS (one function for all),
       and the statistics of each, every entry {"kl", "uniformity_*", and "seed", "time_s" for references}:
       {"ours": [{...}, ...] (one per OURS, in order), "opentsne": {...} (PCA init, seed 0),
        "sklearn_pca": {...} (PCA init, seed 0; only with --seeds > 0),
-       "sklearn": [{...}, ...] (random init, seeds 0..seeds-1)}.
+       "sklearn": [{...}, ...] (random init, seeds 0..seeds-1)}; no "opentsne" with --skip-opentsne.
       scikit-learn's seed-to-seed spread is taken with random initialization: with init="pca" its only
       random step, a randomized SVD for two components, gives the same components for every seed, so
       the runs coincide and have no spread.
@@ -178,6 +178,7 @@ def main():
     ap.add_argument("--perplexity", type=float, default=30.0)
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--skip-opentsne", action="store_true")
     a = ap.parse_args()
     if a.cmd == "kde":
         density, st = kde_statistics(np.load(a.files[0]))
@@ -188,8 +189,9 @@ def main():
         x = np.load(a.files[0]).astype(np.float64)
         cal = calibrate(x, a.perplexity)
         out = {"ours": [entry(x, np.load(f), a.perplexity, cal) for f in a.files[1:]]}
-        y, t = run_opentsne(x, a.perplexity, 0, a.jobs)
-        out["opentsne"] = entry(x, y, a.perplexity, cal, seed=0, time_s=t)
+        if not a.skip_opentsne:
+            y, t = run_opentsne(x, a.perplexity, 0, a.jobs)
+            out["opentsne"] = entry(x, y, a.perplexity, cal, seed=0, time_s=t)
         if a.seeds > 0:
             y, t = run_sklearn(x, a.perplexity, 0, a.jobs)
             out["sklearn_pca"] = entry(x, y, a.perplexity, cal, seed=0, time_s=t)

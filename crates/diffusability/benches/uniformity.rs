@@ -3,8 +3,10 @@
 //!
 //! Usage:
 //!   cargo bench -p diffusability --bench uniformity -- points POINTS.npy OUT_DIR [--threads T]
-//!     one t-SNE of the given `n x d` points, stage by stage (affinities, PCA initialization,
-//!     optimization, exact KL, KDE statistics); writes OUT_DIR/ours_embedding.npy.
+//!         [--iters I] [--repulsion default|exact|bh|fft [--nodes K] [--width W]] [--init INIT.npy]
+//!     one t-SNE of the given `n x d` points, stage by stage (affinities, PCA initialization or the
+//!     given `n x 2` one, optimization, exact KL, KDE statistics); writes OUT_DIR/ours_embedding.npy.
+//!     `--repulsion fft` takes the grid's nodes per box and widest box (to compare approximations).
 //!   cargo bench -p diffusability --bench uniformity -- metric LATENTS.npy OUT_DIR [--threads T]
 //!         [--repeats R] [--samples N]
 //!     the whole uniformity family as `diffusability metrics` runs it (channel normalization, R repeats
@@ -46,22 +48,30 @@ fn flag(args: &[String], name: &str) -> Option<usize> {
     )
 }
 
-fn points_mode(
-    path: &str,
-    out: &Path,
-    threads: usize,
-    iters: usize,
-    repulsion: optimize::Repulsion,
-) {
+/// How the repulsion is computed in `points` mode: a method, or an FFT grid of `nodes` nodes per box
+/// and boxes at most `width` wide.
+#[derive(Clone, Copy, Debug)]
+enum Rep {
+    Method(optimize::Repulsion),
+    Fft { nodes: usize, width: f64 },
+}
+
+fn read_f64(path: &str) -> (Vec<usize>, Vec<f64>) {
     let a = read_array(path, None).unwrap_or_else(|e| fail(e));
-    let (n, d) = match a.shape[..] {
-        [n, d] => (n, d),
-        _ => fail("expected an n x d array"),
-    };
-    let x: Vec<f64> = match a.data {
+    let v = match a.data {
         ArrayData::F32(v) => v.iter().map(|&v| v as f64).collect(),
         ArrayData::F64(v) => v,
-        _ => fail("expected f32 or f64 points"),
+        _ => fail("expected f32 or f64 values"),
+    };
+    (a.shape, v)
+}
+
+fn points_mode(path: &str, out: &Path, threads: usize, iters: usize, rep: Rep, init: Option<&str>) {
+    let given = init.map(|f| read_f64(f).1);
+    let (shape, x) = read_f64(path);
+    let (n, d) = match shape[..] {
+        [n, d] => (n, d),
+        _ => fail("expected an n x d array"),
     };
     let s = Settings::new(30.0, iters);
     let result = Threads(threads)
@@ -73,7 +83,10 @@ fn points_mode(
             let p = affinity::joint(&a);
             let t1 = Instant::now();
             let c1 = cpu_s();
-            let y0 = init::pca(x, s.init_std, None).unwrap_or_else(|e| fail(format!("{e:?}")));
+            let y0 = match &given {
+                Some(y0) => y0.clone(),
+                None => init::pca(x, s.init_std, None).unwrap_or_else(|e| fail(format!("{e:?}"))),
+            };
             let t2 = Instant::now();
             let schedule = optimize::Schedule {
                 iters: s.iters,
@@ -81,7 +94,16 @@ fn points_mode(
                 early_exaggeration: s.early_exaggeration,
                 learning_rate: s.learning_rate(n),
             };
-            let y = optimize::optimize(&p, &y0, &schedule, repulsion, &Silent);
+            let y = match rep {
+                Rep::Method(m) => optimize::optimize(&p, &y0, &schedule, m, &Silent),
+                Rep::Fft { nodes, width } => optimize::optimize_with(
+                    &p,
+                    &y0,
+                    &schedule,
+                    &mut optimize::FftRepulsion::new(nodes, width),
+                    &Silent,
+                ),
+            };
             let t3 = Instant::now();
             let c3 = cpu_s();
             let kl = kl::exact_kl(x, &a.exact, &y);
@@ -175,14 +197,29 @@ fn main() {
     let threads = flag(&args, "--threads").unwrap_or(2);
     match (args.first().map(String::as_str), args.get(1), args.get(2)) {
         (Some("points"), Some(p), Some(o)) => {
-            let exact = args.iter().any(|a| a == "--exact");
-            let rep = if exact {
-                optimize::Repulsion::Exact
-            } else {
-                optimize::Repulsion::Fft
+            let text = |name: &str| {
+                let at = args.iter().position(|a| a == name)?;
+                args.get(at + 1).map(String::as_str)
+            };
+            let rep = match text("--repulsion").unwrap_or("default") {
+                "default" => Rep::Method(Settings::new(30.0, 1).repulsion_method()),
+                "exact" => Rep::Method(optimize::Repulsion::Exact),
+                "bh" => Rep::Method(optimize::Repulsion::BarnesHut),
+                "fft" => Rep::Fft {
+                    nodes: flag(&args, "--nodes").unwrap_or(optimize::NODES),
+                    width: text("--width")
+                        .map(|w| {
+                            w.parse()
+                                .unwrap_or_else(|_| fail("--width: expected a number"))
+                        })
+                        .unwrap_or(optimize::MAX_WIDTH),
+                },
+                other => fail(format!(
+                    "--repulsion: expected default, exact, bh or fft, found {other}"
+                )),
             };
             let iters = flag(&args, "--iters").unwrap_or(1000);
-            points_mode(p, Path::new(o), threads, iters, rep)
+            points_mode(p, Path::new(o), threads, iters, rep, text("--init"))
         }
         (Some("metric"), Some(p), Some(o)) => metric_mode(
             p,
@@ -192,7 +229,7 @@ fn main() {
             flag(&args, "--samples").unwrap_or(10_000),
         ),
         _ => fail(
-            "usage: cargo bench -p diffusability --bench uniformity -- points POINTS.npy OUT_DIR [--threads T]\n\
+            "usage: cargo bench -p diffusability --bench uniformity -- points POINTS.npy OUT_DIR [--threads T] [--iters I] [--repulsion default|exact|bh|fft [--nodes K] [--width W]] [--init INIT.npy]\n\
              \x20      cargo bench -p diffusability --bench uniformity -- metric LATENTS.npy OUT_DIR [--threads T] [--repeats R] [--samples N]",
         ),
     }

@@ -184,29 +184,32 @@ fn spread(entries: &serde_json::Value, key: &str) -> (f64, f64, Vec<f64>) {
     (m, sd, v)
 }
 
-/// Our t-SNE of 800 32-dimensional points (six clumps) and the oracle's evaluation of it beside
-/// openTSNE (FFT gradients) and, for `seeds > 0`, scikit-learn (Barnes-Hut; PCA init once, random init
-/// for each seed), every KL computed by the oracle with one function.
+/// Our t-SNE (the metric's settings: Barnes-Hut) of 800 32-dimensional points (six clumps) and the
+/// oracle's evaluation of it beside openTSNE (FFT gradients; for `seeds = 0`) or scikit-learn
+/// (Barnes-Hut; PCA init once, random init for each of `seeds > 0` seeds), every KL computed by the
+/// oracle with one function.
 fn tsne_against_references(seeds: &str) -> (serde_json::Value, f64) {
     let dir = tmp();
     let (n, d) = (800, 32);
     let x = mixture(n, d, 6, 21);
     let s = Settings::new(30.0, 1000);
-    assert_eq!(s.repulsion_method(), tsne::optimize::Repulsion::Fft);
+    assert_eq!(s.repulsion_method(), tsne::optimize::Repulsion::BarnesHut);
     let ours = tsne::embed(Points::new(&x, n, d), &s, None, &Silent).unwrap();
     let (px, py) = (path(dir.path(), "x.npy"), path(dir.path(), "ours.npy"));
     write_npy(Path::new(&px), &RawArray::f64(vec![n, d], x.clone())).unwrap();
     write_npy(Path::new(&py), &RawArray::f64(vec![n, 2], ours.y.clone())).unwrap();
-    let want = oracle(
-        "uniformity.py",
-        &["tsne", &px, &py, "--seeds", seeds, "--jobs", "2"],
-    );
+    let mut args = vec!["tsne", &px, &py, "--seeds", seeds, "--jobs", "2"];
+    if seeds != "0" {
+        args.push("--skip-opentsne");
+    }
+    let want = oracle("uniformity.py", &args);
     (want, ours.kl)
 }
 
-/// The exact KL of our t-SNE is within 3 % of openTSNE's on the same points (both interpolate the
-/// repulsion on a grid of boxes at most 1 unit wide; on 800-10,000 points the two ended 0.1-1.8 %
-/// apart), and our own exact KL equals the oracle's (see exact_kl_equals_the_oracle).
+/// The exact KL of our t-SNE is within 3 % of openTSNE's on the same points, and our own exact KL
+/// equals the oracle's (see exact_kl_equals_the_oracle). openTSNE interpolates the repulsion on an FFT
+/// grid, which ends a little higher than Barnes-Hut: on these points ours 0.522, openTSNE 0.535
+/// (2.3 % apart); on 10,000 points 1.175 against 1.253.
 #[test]
 fn tsne_kl_is_within_3_percent_of_opentsne() {
     let (want, ours_kl) = tsne_against_references("0");
@@ -216,27 +219,30 @@ fn tsne_kl_is_within_3_percent_of_opentsne() {
     assert!((kl - ot).abs() <= 0.03 * ot, "KL ours {kl}, openTSNE {ot}");
 }
 
-/// Each of the three statistics lies in the 95 % prediction interval of scikit-learn's seed-to-seed
-/// spread: `mean +- t(0.975, s - 1) sd sqrt(1 + 1/s)` over `s = 5` seeds (random initialization: with
-/// PCA initialization every seed gives the same map). The bare min-max range of 5 seeds would hold a
-/// sixth draw from the same distribution only 2 times in 3.
+/// The exact KL and each of the three statistics of our map lie in the 95 % prediction interval of
+/// scikit-learn's seed-to-seed spread on the same points: `mean +- t(0.975, s - 1) sd sqrt(1 + 1/s)`
+/// over `s = 5` seeds. (The bare min-max range of 5 seeds would hold a sixth draw from the same
+/// distribution only 2 times in 3.)
 ///
-/// Not met: FFT-interpolated maps, ours and openTSNE's alike, are less clumpy than scikit-learn's
-/// Barnes-Hut maps, which reach a 2-3 % lower exact KL. On these points: `uniformity_cv` ours 0.2847,
-/// openTSNE 0.2855, scikit-learn 0.304-0.314 (PCA init 0.316); exact repulsion overshoots the other
-/// way (0.335 against 0.280-0.312 on 1,000 other points). Run with `--ignored`.
+/// Which spread: metrics.md section 5 fixes PCA initialization, which makes both our map and
+/// scikit-learn's a deterministic function of the points (scikit-learn's randomized SVD gives the same
+/// two components for every seed), so "seed-to-seed" can only mean scikit-learn's other source of
+/// randomness, its random initialization: the runs then differ only in where the optimizer starts,
+/// which is the variation a different, equally valid implementation of the same optimization shows.
+/// Spread over point samples would mix in the sampling variance of the metric itself, which is far
+/// larger and would let a biased optimizer pass.
+///
+/// This test fails for a map whose repulsion is approximated differently: on these points FFT
+/// interpolation (ours and openTSNE's) gives `uniformity_cv` 0.285 and exact sums 0.348, against
+/// scikit-learn's 0.304-0.314 (ours, Barnes-Hut with its criterion: 0.315).
 #[test]
-#[ignore = "FFT-interpolated t-SNE maps (ours and openTSNE's) are less clumpy than scikit-learn's: uniformity_cv 0.285 vs 0.304-0.314"]
 fn tsne_statistics_are_within_sklearn_seed_spread() {
     let (want, _) = tsne_against_references("5");
     let o = &want["ours"][0];
-    let report = format!(
-        "ours {o}, openTSNE {}, scikit-learn (PCA init) {}",
-        want["opentsne"], want["sklearn_pca"]
-    );
+    let report = format!("ours {o}, scikit-learn (PCA init) {}", want["sklearn_pca"]);
     // t(0.975, 4) = 2.776.
     let half = 2.776 * (1.0f64 + 1.0 / 5.0).sqrt();
-    for k in KEYS {
+    for k in ["kl", KEYS[0], KEYS[1], KEYS[2]] {
         let (m, sd, v) = spread(&want["sklearn"], k);
         let got = o[k].as_f64().unwrap();
         assert!(
@@ -247,15 +253,17 @@ fn tsne_statistics_are_within_sklearn_seed_spread() {
     }
 }
 
-/// Results do not depend on the thread count: same bits with 1 and 3 threads, with exact and with
-/// FFT-interpolated repulsion (manifolds-rs's n-body FFT splits its work by grid rows and columns and
-/// sums each output in one fixed order, whatever the pool).
+/// Results do not depend on the thread count: same bits with 1 and 3 threads, with exact, Barnes-Hut
+/// (one tree walk per group of points, groups fixed by the tree) and FFT-interpolated repulsion
+/// (manifolds-rs's n-body FFT splits its work by grid rows and columns and sums each output in one
+/// fixed order, whatever the pool).
 #[test]
 fn tsne_is_thread_independent() {
     let (n, d) = (600, 5);
     let x = mixture(n, d, 3, 11);
     for repulsion in [
         tsne::optimize::Repulsion::Exact,
+        tsne::optimize::Repulsion::BarnesHut,
         tsne::optimize::Repulsion::Fft,
     ] {
         let s = Settings {

@@ -18,6 +18,7 @@ use crate::io::{RawArray, read_array};
 use crate::stats::rng::stream;
 use density::{KdeError, Uniformity};
 use rand_distr::{Distribution, StandardNormal};
+use rayon::prelude::*;
 use serde_json::{Value, json};
 use tsne::{Points, Settings, TsneError};
 
@@ -194,28 +195,18 @@ fn from_tsne(ctx: &Context<'_>, params: &Params) -> Result<Output> {
     let distinct = if n == total { 1 } else { repeats };
     ctx.progress
         .begin("uniformity", (distinct * settings.iters) as u64);
+    // The repeats run side by side (each one's own passes are parallel too): the tree builds and
+    // the other sequential steps of one repeat then overlap with the work of another. Each repeat
+    // depends only on its own seed stream, so the results are the same for any thread count.
+    let done: Vec<std::result::Result<Repeat, Failure>> = (0..distinct)
+        .into_par_iter()
+        .map(|r| one_repeat(ctx, &settings, r, n, total))
+        .collect();
     let mut reps = Repeats::default();
-    for r in 0..distinct {
-        let mut rng = stream(ctx.seed, &format!("uniformity-{r}"));
-        let picks = sample::pick(total, n, &mut rng);
-        let x = sample::gather(&ctx.z, &picks);
-        // PCA gives one axis for one channel: the second starts as seeded noise of the same scale.
-        let second: Option<Vec<f64>> = (sh.c == 1).then(|| {
-            (0..n)
-                .map(|_| {
-                    let g: f64 = StandardNormal.sample(&mut rng);
-                    settings.init_std * g
-                })
-                .collect()
-        });
-        let emb = match tsne::embed(
-            Points::new(&x, n, sh.c),
-            &settings,
-            second.as_deref(),
-            ctx.progress,
-        ) {
-            Ok(e) => e,
-            Err(TsneError::NoVariance) => {
+    for (r, d) in done.into_iter().enumerate() {
+        let d = match d {
+            Ok(d) => d,
+            Err(Failure::NoVariance) => {
                 ctx.progress.end();
                 warnings.push(format!(
                     "uniformity_cv, uniformity_gini, uniformity_entropy: not computed, the {n} sampled latent pixel vectors of repeat {r} are all identical"
@@ -225,13 +216,7 @@ fn from_tsne(ctx: &Context<'_>, params: &Params) -> Result<Output> {
                     ..Default::default()
                 });
             }
-            Err(e) => {
-                return Err(Error::internal(format!("uniformity: t-SNE failed: {e:?}")));
-            }
-        };
-        let dens = match density::kde_at_points(&emb.y) {
-            Ok(d) => d,
-            Err(e) => {
+            Err(Failure::Kde(e)) => {
                 ctx.progress.end();
                 warnings.push(format!(
                     "uniformity_cv, uniformity_gini, uniformity_entropy: not computed, the KDE of the t-SNE map of repeat {r} is undefined ({})",
@@ -242,10 +227,13 @@ fn from_tsne(ctx: &Context<'_>, params: &Params) -> Result<Output> {
                     ..Default::default()
                 });
             }
+            Err(Failure::Tsne(e)) => {
+                return Err(Error::internal(format!("uniformity: t-SNE failed: {e:?}")));
+            }
         };
-        reps.push(density::uniformity(&dens));
-        reps.kl.push(emb.kl);
-        reps.unreached.push(emb.unreached);
+        reps.push(d.stats);
+        reps.kl.push(d.kl);
+        reps.unreached.push(d.unreached);
     }
     ctx.progress.end();
     for _ in distinct..repeats {
@@ -280,6 +268,59 @@ fn from_tsne(ctx: &Context<'_>, params: &Params) -> Result<Output> {
     let mut out = output(&reps, details);
     out.warnings = warnings;
     Ok(out)
+}
+
+/// One repeat's results.
+struct Repeat {
+    stats: Uniformity,
+    kl: f64,
+    unreached: usize,
+}
+
+/// Why a repeat has no statistics.
+enum Failure {
+    NoVariance,
+    Kde(KdeError),
+    Tsne(TsneError),
+}
+
+/// Repeat `r`: its sample of `n` of the `total` pixel vectors, their t-SNE map and its statistics.
+fn one_repeat(
+    ctx: &Context<'_>,
+    settings: &Settings,
+    r: usize,
+    n: usize,
+    total: usize,
+) -> std::result::Result<Repeat, Failure> {
+    let sh = ctx.z.shape();
+    let mut rng = stream(ctx.seed, &format!("uniformity-{r}"));
+    let picks = sample::pick(total, n, &mut rng);
+    let x = sample::gather(&ctx.z, &picks);
+    // PCA gives one axis for one channel: the second starts as seeded noise of the same scale.
+    let second: Option<Vec<f64>> = (sh.c == 1).then(|| {
+        (0..n)
+            .map(|_| {
+                let g: f64 = StandardNormal.sample(&mut rng);
+                settings.init_std * g
+            })
+            .collect()
+    });
+    let emb = tsne::embed(
+        Points::new(&x, n, sh.c),
+        settings,
+        second.as_deref(),
+        ctx.progress,
+    )
+    .map_err(|e| match e {
+        TsneError::NoVariance => Failure::NoVariance,
+        e => Failure::Tsne(e),
+    })?;
+    let dens = density::kde_at_points(&emb.y).map_err(Failure::Kde)?;
+    Ok(Repeat {
+        stats: density::uniformity(&dens),
+        kl: emb.kl,
+        unreached: emb.unreached,
+    })
 }
 
 fn describe(e: KdeError) -> String {
