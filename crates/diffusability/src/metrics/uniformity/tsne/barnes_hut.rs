@@ -54,6 +54,11 @@ struct Cell {
     /// Sum of the positions of its points, then (after [`Tree::finish`]) their centre of mass.
     mx: f64,
     my: f64,
+    /// A leaf's first point, exactly: the mean of coincident points can round away from their common
+    /// position, and routing a leaf's content by that mean could send it to a different child than the
+    /// one its points' own positions lead to.
+    fx: f64,
+    fy: f64,
     count: u32,
     depth: u32,
     /// The children by quadrant (`2 * (x >= cx) + (y >= cy)`), or [`NONE`]; all [`NONE`] for a leaf.
@@ -69,6 +74,8 @@ impl Cell {
             hy,
             mx: 0.0,
             my: 0.0,
+            fx: 0.0,
+            fy: 0.0,
             count: 0,
             depth,
             children: [NONE; 4],
@@ -157,12 +164,14 @@ impl Tree {
                 let cell = &mut self.cells[c];
                 cell.mx = x;
                 cell.my = y;
+                cell.fx = x;
+                cell.fy = y;
                 cell.count = 1;
                 return;
             }
             if cell.is_leaf() {
-                // Sums still hold count * position for a leaf of coincident points.
-                let (px, py) = (cell.mx / cell.count as f64, cell.my / cell.count as f64);
+                // Above the depth limit a leaf holds coincident points only, all at its first one.
+                let (px, py) = (cell.fx, cell.fy);
                 if (px == x && py == y) || cell.depth >= MAX_DEPTH {
                     let cell = &mut self.cells[c];
                     cell.mx += x;
@@ -177,6 +186,8 @@ impl Tree {
                 let ch = &mut self.cells[child];
                 ch.mx = mx;
                 ch.my = my;
+                ch.fx = px;
+                ch.fy = py;
                 ch.count = count;
                 continue;
             }
@@ -548,5 +559,50 @@ mod tests {
         assert!((za - zb).abs() < 0.02 * zb, "Z {za} vs {zb}");
         let err = relative_error(&a, &b);
         assert!(err < 0.05, "relative force error {err}");
+    }
+
+    /// Coincident points whose mean rounds away from their position (three copies of 0.1 sum to
+    /// 0.30000000000000004), beside points one ulp away, at every scale down to the depth limit:
+    /// each point is found again in the leaf that holds it, and the forces stay finite.
+    #[test]
+    fn near_coincident_points_keep_their_leaves() {
+        // The root's centre is the rounded mean of the three copies of 0.1 (0.1 + 1 ulp) and lies
+        // between them and the fourth point.
+        let tiny = [
+            (0.1, 0.0),
+            (0.1, 0.0),
+            (0.1, 0.0),
+            (0.1f64.next_up().next_up(), 0.0),
+        ];
+        let (xs, ys): (Vec<f64>, Vec<f64>) = tiny.iter().copied().unzip();
+        let mut t = Tree::default();
+        t.build(&xs, &ys);
+        assert_eq!(t.leaf[0], t.leaf[2]);
+        assert_ne!(t.leaf[0], t.leaf[3]);
+        let mut pts = vec![(-3.0, -2.0), (4.0, 5.0), (0.7, -1.1)];
+        for &base in &[0.1f64, 1.0 / 3.0, 0.7] {
+            for _ in 0..3 {
+                pts.push((base, base));
+            }
+            pts.push((base.next_up(), base));
+            pts.push((base, base.next_down()));
+            pts.push((base.next_up().next_up(), base.next_up()));
+        }
+        let (xs, ys): (Vec<f64>, Vec<f64>) = pts.iter().copied().unzip();
+        let mut t = Tree::default();
+        t.build(&xs, &ys);
+        assert_eq!(t.cells[0].count as usize, pts.len());
+        for (i, &(x, y)) in pts.iter().enumerate() {
+            let leaf = &t.cells[t.leaf[i] as usize];
+            assert!(leaf.is_leaf());
+            assert!(
+                leaf.depth >= MAX_DEPTH || (leaf.fx == x && leaf.fy == y),
+                "point {i}"
+            );
+        }
+        let y: Vec<f64> = pts.iter().flat_map(|&(x, y)| [x, y]).collect();
+        let mut f = vec![0.0; y.len()];
+        let z = BarnesHutRepulsion::default().forces(&y, &mut f);
+        assert!(z.is_finite() && f.iter().all(|v| v.is_finite()));
     }
 }
