@@ -16,7 +16,8 @@
 //! of the first iterations), only identical points share a leaf (scikit-learn merges points within 1e-6
 //! in each coordinate and skips them), and the sums are f64 (scikit-learn's are f32).
 //!
-//! Speed: the points are visited in groups (the largest cells of at most [`GROUP`] points). One walk
+//! Speed: the points are visited in groups (the largest cells of at most [`GROUP`] points, and runs of
+//! at most [`GROUP`] points of a larger leaf of coincident points). One walk
 //! of the tree per group decides each cell for all the group's points at once where the group's
 //! bounding box settles it (summarized for all, or opened for all), and point by point otherwise; a
 //! cell summarized for only some points carries their mask, and the others go on to its children.
@@ -109,9 +110,10 @@ struct Tree {
     range: Vec<(u32, u32)>,
     /// The points in depth-first order of their leaves (by index within a leaf).
     order: Vec<u32>,
-    /// The groups: the largest cells of at most [`GROUP`] points, in depth-first order; their ranges
+    /// The groups as ranges in `order`: the largest cells of at most [`GROUP`] points, and a larger
+    /// leaf (coincident points) cut into runs of at most [`GROUP`], in depth-first order; the ranges
     /// in `order` follow each other and cover it.
-    groups: Vec<u32>,
+    groups: Vec<(u32, u32)>,
     next: Vec<u32>,
 }
 
@@ -249,7 +251,15 @@ impl Tree {
             self.range[c as usize].0 = offset;
             let group = !grouped && cell.count <= GROUP;
             if group {
-                self.groups.push(c);
+                self.groups.push((offset, offset + cell.count));
+            } else if !grouped && cell.is_leaf() {
+                // More coincident points than a group holds: in runs (the mask has one bit per point).
+                let end = offset + cell.count;
+                let mut lo = offset;
+                while lo < end {
+                    self.groups.push((lo, end.min(lo + GROUP)));
+                    lo += GROUP;
+                }
             }
             if cell.is_leaf() {
                 offset += cell.count;
@@ -288,12 +298,11 @@ impl Tree {
         [size * q * q * dx, size * q * q * dy, size * q]
     }
 
-    /// One walk for the group `g`: every cell summarized for at least one of its points, with the
+    /// One walk for the group of points `order[lo..hi]`: every cell summarized for at least one of its points, with the
     /// mask of those points, into `l`. A cell is decided for all active points at once when the
     /// group's bounding box settles it, else point by point; the points that open it go on to its
     /// children. A leaf is summarized for the active points other than its own.
-    fn walk(&self, g: usize, l: &mut Lists) {
-        let (lo, hi) = self.range[g];
+    fn walk(&self, (lo, hi): (u32, u32), l: &mut Lists) {
         let pts = &self.order[lo as usize..hi as usize];
         let (px, py) = (&l.px, &l.py);
         let (x0, x1) = px
@@ -328,7 +337,8 @@ impl Tree {
             };
             if cell.is_leaf() {
                 let mut m = mask;
-                if (lo..hi).contains(&self.range[cu].0) {
+                let (a, b) = self.range[cu];
+                if a < hi && lo < b {
                     // Points of the group whose own leaf this is.
                     for (a, &i) in pts.iter().enumerate() {
                         if self.leaf[i as usize] == c {
@@ -462,21 +472,20 @@ impl RepulsionForces for BarnesHutRepulsion {
         let mut parts = Vec::with_capacity(tree.groups.len());
         let mut rest = &mut self.sorted[..];
         for &g in &tree.groups {
-            let (lo, hi) = tree.range[g as usize];
-            let (head, tail) = rest.split_at_mut(2 * (hi - lo) as usize);
+            let (head, tail) = rest.split_at_mut(2 * (g.1 - g.0) as usize);
             parts.push((g, head));
             rest = tail;
         }
         let z: Vec<f64> = parts
             .into_par_iter()
             .map_init(Lists::default, |l, (g, f)| {
-                let (lo, hi) = tree.range[g as usize];
+                let (lo, hi) = g;
                 let pts = &tree.order[lo as usize..hi as usize];
                 l.px.clear();
                 l.py.clear();
                 l.px.extend(pts.iter().map(|&i| xs[i as usize]));
                 l.py.extend(pts.iter().map(|&i| ys[i as usize]));
-                tree.walk(g as usize, l);
+                tree.walk(g, l);
                 while l.x.len() % LANES != 0 {
                     l.x.push(0.0);
                     l.y.push(0.0);
@@ -604,5 +613,36 @@ mod tests {
         let mut f = vec![0.0; y.len()];
         let z = BarnesHutRepulsion::default().forces(&y, &mut f);
         assert!(z.is_finite() && f.iter().all(|v| v.is_finite()));
+    }
+
+    /// More coincident points than a group holds (constant tokens map to one position): they still
+    /// get their forces, and every other point gets its own.
+    #[test]
+    fn large_coincident_leaves_get_their_forces() {
+        for copies in [40usize, 100] {
+            let spread = 300;
+            let mut y: Vec<f64> = (0..spread)
+                .flat_map(|i| {
+                    let t = i as f64;
+                    [
+                        5.0 * (t * 0.618_034).fract() - 2.5,
+                        4.0 * (t * 0.414_214).fract() - 2.0,
+                    ]
+                })
+                .collect();
+            for _ in 0..copies {
+                y.extend([0.3, -0.7]);
+            }
+            let n = spread + copies;
+            let (mut a, mut b) = (vec![0.0; 2 * n], vec![0.0; 2 * n]);
+            let za = BarnesHutRepulsion::default().forces(&y, &mut a);
+            let zb = ExactRepulsion::default().forces(&y, &mut b);
+            assert!(
+                (za - zb).abs() < 0.02 * zb,
+                "{copies} copies: Z {za} vs {zb}"
+            );
+            let err = relative_error(&a, &b);
+            assert!(err < 0.05, "{copies} copies: relative force error {err}");
+        }
     }
 }
