@@ -259,6 +259,24 @@ pub fn frobenius_diff(a: MatRef<'_, f64>, b: MatRef<'_, f64>) -> f64 {
     s.sqrt()
 }
 
+/// Inner product with eight running sums (vectorizes; fixed order, so deterministic).
+pub fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f64 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    acc.iter().sum::<f64>() + tail
+}
+
 /// `sum (x - y)^2` (or `sum x^2`) over contiguous values with eight running sums, so that the loop
 /// vectorizes (fixed order: deterministic).
 fn sum_sq_diff(x: &[f64], y: Option<&[f64]>) -> f64 {

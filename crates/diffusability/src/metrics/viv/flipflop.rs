@@ -674,26 +674,26 @@ pub fn fit_with(
         } else {
             None
         };
-        li_s = Some(match (next, l) {
+        li_s = match (next, l) {
             (Some((x, lx)), _) => {
                 cur_ss = x;
-                linalg::inverse_lower(lx.as_ref())
+                Some(linalg::inverse_lower(lx.as_ref()))
             }
             // Sigma_S / a = (L / sqrt(a)) (L / sqrt(a))^T.
-            (None, Some(l)) => linalg::inverse_lower(l.as_ref()) * a.sqrt(),
+            (None, Some(l)) => Some(linalg::inverse_lower(l.as_ref()) * a.sqrt()),
             (None, None) => match linalg::cholesky(cur_ss.as_ref()) {
-                Some(l) => linalg::inverse_lower(l.as_ref()),
+                Some(l) => Some(linalg::inverse_lower(l.as_ref())),
                 None => {
                     // An unfactored f32 output that is not positive definite, and no usable
-                    // combination: the f64 sweeps take over from the start of this sweep.
+                    // combination: the f64 sweeps take over from the start of this sweep, whose
+                    // factor `li_s` still is.
                     single = false;
                     accel.clear();
-                    let l = linalg::cholesky(from.as_ref()).expect("every start is factored");
                     cur_ss = from;
-                    linalg::inverse_lower(l.as_ref())
+                    li_s.take()
                 }
             },
-        });
+        };
     }
     let (sigma_c, sigma_s) = last.expect("at least one sweep ran");
     Ok(KroneckerFit {
@@ -824,7 +824,7 @@ impl Anderson {
             gv.extend_from_slice(gj);
             f.extend(gj.iter().zip(xj).map(|(a, b)| a - b));
         }
-        let ff = dot(&f, &f);
+        let ff = linalg::dot(&f, &f);
         if self.dots.last().is_some_and(|d| ff > d[d.len() - 1]) {
             self.clear();
         }
@@ -836,7 +836,7 @@ impl Anderson {
                 d.remove(0);
             }
         }
-        let mut row: Vec<f64> = self.f.iter().map(|p| dot(p, &f)).collect();
+        let mut row: Vec<f64> = self.f.iter().map(|p| linalg::dot(p, &f)).collect();
         row.push(ff);
         for (d, &v) in self.dots.iter_mut().zip(&row) {
             d.push(v);
@@ -885,24 +885,6 @@ impl Anderson {
         let lx = linalg::cholesky(out.as_ref())?;
         Some((out, lx))
     }
-}
-
-/// Inner product with eight running sums (vectorizes; fixed order, so deterministic).
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    let mut acc = [0.0f64; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f64 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for k in 0..8 {
-            acc[k] += x[k] * y[k];
-        }
-    }
-    acc.iter().sum::<f64>() + tail
 }
 
 fn to_f32(m: &Mat<f64>) -> Mat<f32> {
