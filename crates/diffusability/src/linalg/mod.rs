@@ -113,19 +113,31 @@ pub fn gram<T: RealField + Copy>(dst: MatMut<'_, T>, accum: Accum, a: MatRef<'_,
 }
 
 fn syrk<T: RealField + Copy>(mut dst: MatMut<'_, T>, accum: Accum, a: MatRef<'_, T>, alpha: T) {
-    tri_matmul(
-        dst.rb_mut(),
-        BlockStructure::TriangularLower,
-        accum,
-        a,
-        BlockStructure::Rectangular,
-        a.transpose(),
-        BlockStructure::Rectangular,
-        alpha,
-        Par::Seq,
-    );
+    // The lower triangle as block columns of full products (`dst[j.., j..j+w] = a[j..] a[j..j+w]^T`):
+    // a few per cent more flops than faer's triangular product, which recurses down to small blocks,
+    // but at full matrix-product speed (1.1 ms against 1.25 ms for the 256 x 256 Gram of a 1600 x 256
+    // f32 matrix in the flip-flop's sweeps). The strict upper parts of the diagonal blocks are
+    // overwritten by the mirror.
+    let n = a.nrows();
+    let mut j = 0;
+    while j < n {
+        let w = TRI_BLOCK.min(n - j);
+        faer::linalg::matmul::matmul(
+            dst.rb_mut().submatrix_mut(j, j, n - j, w),
+            accum,
+            a.subrows(j, n - j),
+            a.subrows(j, w).transpose(),
+            alpha,
+            Par::Seq,
+        );
+        j += w;
+    }
     mirror_lower(dst);
 }
+
+/// Column width of the blocks in which [`mul_upper_right`] and the Gram products run as full matrix
+/// products (the fastest of 32, 64 and 128 at the flip-flop's sizes).
+const TRI_BLOCK: usize = 32;
 
 /// Copies the strict lower triangle of a square matrix onto its upper triangle.
 pub fn mirror_lower<T: Copy>(mut a: MatMut<'_, T>) {
@@ -167,20 +179,28 @@ pub fn mul_lower_left<T: RealField>(dst: MatMut<'_, T>, l: MatRef<'_, T>, b: Mat
     );
 }
 
-/// `dst = a u` with `u` upper triangular (its strict lower triangle is not read); f32 or f64.
-/// Cost `k n^2` flops for a `k x n` `a`.
-pub fn mul_upper_right<T: RealField>(dst: MatMut<'_, T>, a: MatRef<'_, T>, u: MatRef<'_, T>) {
-    tri_matmul(
-        dst,
-        BlockStructure::Rectangular,
-        Accum::Replace,
-        a,
-        BlockStructure::Rectangular,
-        u,
-        BlockStructure::TriangularUpper,
-        T::one_impl(),
-        Par::Seq,
-    );
+/// `dst = a u` with `u` upper triangular, whose strict lower triangle must be zero (as
+/// [`inverse_lower`] leaves it, transposed); f32 or f64. Cost about `k n^2` flops for a `k x n` `a`.
+///
+/// Runs as block columns of full products, `dst[:, j..j+w] = a[:, ..j+w] u[..j+w, j..j+w]`, the
+/// diagonal blocks with their zeros: 12 % more flops than the triangle needs, but about 1.2 to 1.4
+/// times faster than faer's triangular product at the flip-flop's sizes (`1600 x 256` by `256 x 256`).
+pub fn mul_upper_right<T: RealField>(mut dst: MatMut<'_, T>, a: MatRef<'_, T>, u: MatRef<'_, T>) {
+    let n = u.ncols();
+    debug_assert!((0..n).all(|j| (j + 1..n).all(|i| u[(i, j)] == T::zero_impl())));
+    let mut j = 0;
+    while j < n {
+        let w = TRI_BLOCK.min(n - j);
+        faer::linalg::matmul::matmul(
+            dst.rb_mut().subcols_mut(j, w),
+            Accum::Replace,
+            a.subcols(0, j + w),
+            u.submatrix(0, j, j + w, w),
+            T::one_impl(),
+            Par::Seq,
+        );
+        j += w;
+    }
 }
 
 /// `dst = alpha * a b` (+ `dst` when `accum` is `Add`), sequential.
@@ -383,6 +403,29 @@ mod tests {
         gram_t(g.as_mut(), Accum::Replace, a.as_ref(), 2.0);
         let full = a.transpose() * &a * 2.0;
         assert!(frobenius_diff(g.as_ref(), full.as_ref()) < 1e-12);
+    }
+
+    #[test]
+    fn blocked_products_match_dense_ones() {
+        // Sizes that are not multiples of the block width.
+        let a = Mat::from_fn(7, 70, |i, j| ((i * 70 + j) as f64 * 0.37).sin());
+        let u = Mat::from_fn(70, 70, |i, j| {
+            if i <= j {
+                ((i + 3 * j) as f64 * 0.11).cos()
+            } else {
+                0.0
+            }
+        });
+        let mut y = Mat::zeros(7, 70);
+        mul_upper_right(y.as_mut(), a.as_ref(), u.as_ref());
+        let full = &a * &u;
+        assert!(frobenius_diff(y.as_ref(), full.as_ref()) < 1e-12 * frobenius(full.as_ref()));
+        let b = a.transpose().to_owned();
+        let mut g = Mat::from_fn(70, 70, |_, _| 1.0);
+        gram(g.as_mut(), Accum::Add, b.as_ref(), 0.5);
+        let want = Mat::from_fn(70, 70, |_, _| 1.0) + &b * b.transpose() * 0.5;
+        assert!(frobenius_diff(g.as_ref(), want.as_ref()) < 1e-12 * frobenius(want.as_ref()));
+        assert!((0..70).all(|i| (0..70).all(|j| g[(i, j)] == g[(j, i)])));
     }
 
     #[test]

@@ -995,6 +995,7 @@ fn family_metadata() {
             "viv_logit_std",
             "viv_max_sweeps",
             "viv_tol",
+            "viv_precision",
             "viv_marginal_samples",
             "viv_marginal_nodes"
         ]
@@ -1090,10 +1091,29 @@ fn mixed_precision_with_a_pooled_start_matches_the_f64_reference() {
         max_sweeps: 100,
         tol: 1e-6,
     };
+    assert_eq!(ff["precision"], "mixed");
+    // viv_precision = f64 runs the reference iteration itself: every class from the identity, no
+    // f32 sweep, the same sweeps and values as `fit`.
+    let reference = report(
+        &ds,
+        &DEFAULT_KEYS,
+        Normalize::None,
+        2,
+        0,
+        &[("viv_precision", ParamValue::Str("f64".into()))],
+    );
+    let rf = &reference.details["viv"]["flip_flop"];
+    assert_eq!(
+        (&rf["precision"], &rf["start"]),
+        (&"f64".into(), &"identity".into())
+    );
     let per_class = a.details["viv"]["per_class"].as_array().unwrap();
+    let per_class_ref = reference.details["viv"]["per_class"].as_array().unwrap();
     for (k, p) in per_class.iter().enumerate() {
         assert_eq!(p["converged"], true);
         assert!(p["sweeps_f32"].as_u64().unwrap() >= 1);
+        let q = &per_class_ref[k];
+        assert_eq!(q["sweeps_f32"], 0);
         let rows: Vec<f64> = data[k * per * d..(k + 1) * per * d]
             .iter()
             .map(|&x| x as f64)
@@ -1110,5 +1130,7 @@ fn mixed_precision_with_a_pooled_start_matches_the_f64_reference() {
             rel(got, want) < 1e-6,
             "class {k}: {got} vs f64 reference {want}"
         );
+        assert_eq!(q["sweeps"].as_u64().unwrap() as usize, f.sweeps);
+        assert!(rel(q["viv"].as_f64().unwrap(), want) < 1e-12);
     }
 }

@@ -12,7 +12,7 @@
 //! `viv_total_variance` (`T / D`), `viv_anisotropy`, `viv_logit_normal`, and the opt-in
 //! `viv_marginal`. Details under `viv`: `conditioning` (`class` or `unconditional`, with a `note`
 //! without labels), `classes`, `classes_skipped` and `skipped` (label, size, reason), `flip_flop`
-//! (ridge, tol, max_sweeps, start: `identity` or `pooled`, start_classes: the labels whose mean
+//! (ridge, tol, max_sweeps, precision: `mixed` or `f64` (see `viv_precision`), start: `identity` or `pooled`, start_classes: the labels whose mean
 //! spatial factor started the other classes' fits, see [`START_POOL`]), `time_weighting`
 //! (logit-normal mean, std, Gauss-Hermite nodes), `curve` (`V(t)` averaged over classes at
 //! `t = 0, 0.01, ..., 1`) and `per_class` (label, n, viv,
@@ -91,7 +91,7 @@ static METRICS: [MetricInfo; 6] = [
     ),
 ];
 
-static PARAMS: [ParamSpec; 7] = [
+static PARAMS: [ParamSpec; 8] = [
     ParamSpec {
         name: "viv_ridge",
         kind: ParamKind::Float {
@@ -143,6 +143,14 @@ static PARAMS: [ParamSpec; 7] = [
         help: "VIV: flip-flop stops when the relative Frobenius change of both factors is below this",
     },
     ParamSpec {
+        name: "viv_precision",
+        kind: ParamKind::Choice(&["auto", "f64"]),
+        default: DefaultValue::Str("auto"),
+        help: "VIV: flip-flop arithmetic. auto: for D >= 1024, f32 sweeps with Anderson acceleration \
+               from a pooled spatial start (f64 sweeps take over at the f32 rounding floor); f64: every \
+               class from Sigma_S = I in f64, the reference iteration",
+    },
+    ParamSpec {
         name: "viv_marginal_samples",
         kind: ParamKind::Int {
             min: 2,
@@ -175,9 +183,10 @@ pub static FAMILY: Family = Family {
 /// Points of the `V(t)` curve in the details: `t = 0, 0.01, ..., 1`.
 pub const CURVE_POINTS: usize = 101;
 
-/// Smallest latent dimension `D` from which the flip-flop runs its early sweeps in f32
-/// ([`Precision::Mixed`]). Below it a sweep costs well under a millisecond and the all-f64 reference
-/// iteration is kept, sweep for sweep as metrics.md section 1 writes it.
+/// Smallest latent dimension `D` from which the flip-flop runs its sweeps in f32 while they converge
+/// ([`Precision::Mixed`], unless `viv_precision` is `f64`). Below it a sweep costs well under a
+/// millisecond and the all-f64 reference iteration is kept, sweep for sweep as metrics.md section 1
+/// writes it.
 pub const MIXED_PRECISION_MIN_DIM: usize = 1024;
 
 /// Classes fitted first (from `Sigma_S = I`, evenly spaced in label order) whose mean spatial factor
@@ -360,7 +369,7 @@ fn compute(ctx: &Context<'_>, params: &Params) -> Result<Output> {
         None => (vec![(None, (0..sh.n).collect())], false),
     };
 
-    let precision = if d >= MIXED_PRECISION_MIN_DIM {
+    let precision = if d >= MIXED_PRECISION_MIN_DIM && params.str("viv_precision")? == "auto" {
         Precision::Mixed
     } else {
         Precision::F64
@@ -591,6 +600,10 @@ fn compute(ctx: &Context<'_>, params: &Params) -> Result<Output> {
             "ridge": opts.ridge,
             "tol": opts.tol,
             "max_sweeps": opts.max_sweeps,
+            "precision": match precision {
+                Precision::Mixed => "mixed",
+                Precision::F64 => "f64",
+            },
             "start": if start.is_some() { "pooled" } else { "identity" },
             "start_classes": start_labels,
         }),
