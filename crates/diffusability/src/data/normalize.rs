@@ -97,6 +97,39 @@ impl Moments {
         Moments { count: n, mean, m2 }
     }
 
+    /// [`Moments::of`] for f32 values, with eight running sums in each pass so that the loops
+    /// vectorize instead of waiting on one accumulator (the statistics pass reads every latent
+    /// value); the lanes are added in a fixed order, so the result is deterministic.
+    pub fn of_f32(xs: &[f32]) -> Moments {
+        const LANES: usize = 8;
+        if xs.is_empty() {
+            return Moments::default();
+        }
+        let chunks = xs.chunks_exact(LANES);
+        let tail = chunks.remainder();
+        let mut acc = [0.0f64; LANES];
+        for ch in chunks.clone() {
+            for k in 0..LANES {
+                acc[k] += ch[k] as f64;
+            }
+        }
+        let n = xs.len() as f64;
+        let mean = (acc.iter().sum::<f64>() + tail.iter().map(|&x| x as f64).sum::<f64>()) / n;
+        let mut acc = [0.0f64; LANES];
+        for ch in chunks {
+            for k in 0..LANES {
+                let d = ch[k] as f64 - mean;
+                acc[k] += d * d;
+            }
+        }
+        let m2 = acc.iter().sum::<f64>()
+            + tail
+                .iter()
+                .map(|&x| (x as f64 - mean) * (x as f64 - mean))
+                .sum::<f64>();
+        Moments { count: n, mean, m2 }
+    }
+
     /// Chan et al.'s pairwise merge.
     pub fn merge(self, o: Moments) -> Moments {
         if self.count == 0.0 {
@@ -140,7 +173,7 @@ pub fn channel_moments(z: &Latents) -> Vec<Moments> {
                     let mut m = Moments::default();
                     for i in r.clone() {
                         let v = &z.sample(i)[ch * s..(ch + 1) * s];
-                        m = m.merge(Moments::of(v.iter().map(|&x| x as f64)));
+                        m = m.merge(Moments::of_f32(v));
                     }
                     m
                 })
@@ -355,6 +388,22 @@ mod tests {
         let mean = xs.iter().sum::<f64>() / 1000.0;
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 999.0;
         assert!((whole.std() - var.sqrt()).abs() < 1e-12);
+        // The f32 form (lanes and a tail: 1000 = 8 * 125, and 37 values per part) agrees with the
+        // f64 one on the same values up to summation order.
+        let x32: Vec<f32> = xs.iter().map(|&x| x as f32).collect();
+        let back: Vec<f64> = x32.iter().map(|&x| x as f64).collect();
+        for (a, b) in [
+            (Moments::of_f32(&x32), Moments::of(back.iter().copied())),
+            (
+                Moments::of_f32(&x32[..37]),
+                Moments::of(back[..37].iter().copied()),
+            ),
+        ] {
+            assert_eq!(a.count, b.count);
+            assert!((a.mean - b.mean).abs() < 1e-14 * b.mean.abs());
+            assert!((a.m2 - b.m2).abs() < 1e-12 * b.m2);
+        }
+        assert_eq!(Moments::of_f32(&[]), Moments::default());
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub fn local_corr(z: &Normalized<'_>, progress: &dyn Progress) -> Option<LocalCo
             for i in range {
                 z.sample_into(i, &mut x);
                 for (mc, ch) in m.iter_mut().zip(x.chunks_exact(s)) {
-                    *mc = mc.merge(Moments::of(ch.iter().map(|&v| v as f64)));
+                    *mc = mc.merge(Moments::of_f32(ch));
                 }
             }
             m

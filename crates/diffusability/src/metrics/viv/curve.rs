@@ -8,6 +8,7 @@
 use std::f64::consts::FRAC_PI_2;
 
 use super::quadrature::TimeNode;
+use crate::metrics::uniformity::vexp::simd_kernel;
 
 /// Independent partial sums in hot reductions.
 pub(crate) const LANES: usize = 8;
@@ -65,13 +66,28 @@ impl Spectrum {
     /// `V(1)` is the rank). Cost `C * S`.
     pub fn v(&self, t: f64, one_minus_t: f64) -> f64 {
         let a = one_minus_t * one_minus_t;
-        let b = t * t;
+        v_sum(&self.lc, &self.inv_ls, a, t * t)
+    }
+
+    /// `E[V(t)]` under a quadrature rule in time (`sum_i w_i V(t_i)`).
+    pub fn expectation(&self, nodes: &[TimeNode]) -> f64 {
+        nodes
+            .iter()
+            .map(|n| n.weight * self.v(n.t, n.one_minus_t))
+            .sum()
+    }
+}
+
+simd_kernel! {
+    /// `sum_{c > 0} sum_j 1 / ((a / c) inv_ls_j + b)`: [`Spectrum::v`]'s double sum, `lam / (a + b lam)`
+    /// with `lam = c * l` written as `1 / ((a / c) (1 / l) + b)` so that each term costs one division.
+    /// Eight running sums, so the loop vectorizes instead of waiting on one accumulator (fixed order:
+    /// deterministic, and the same bits for every instruction set `simd_kernel!` picks).
+    fn v_sum(lc: &[f64], inv_ls: &[f64], a: f64, b: f64) -> f64 {
         let mut total = 0.0;
-        for &c in self.lc.iter().filter(|x| **x > 0.0) {
-            // lam / (a + b lam) = 1 / ((a / c) (1 / l) + b) with lam = c * l. Eight running sums, so
-            // the loop vectorizes instead of waiting on one accumulator (fixed order: deterministic).
+        for &c in lc.iter().filter(|x| **x > 0.0) {
             let ac = a / c;
-            let chunks = self.inv_ls.chunks_exact(LANES);
+            let chunks = inv_ls.chunks_exact(LANES);
             let mut tail = 0.0;
             for il in chunks.remainder() {
                 tail += 1.0 / (ac * il + b);
@@ -85,14 +101,6 @@ impl Spectrum {
             total += acc.iter().sum::<f64>() + tail;
         }
         total
-    }
-
-    /// `E[V(t)]` under a quadrature rule in time (`sum_i w_i V(t_i)`).
-    pub fn expectation(&self, nodes: &[TimeNode]) -> f64 {
-        nodes
-            .iter()
-            .map(|n| n.weight * self.v(n.t, n.one_minus_t))
-            .sum()
     }
 }
 

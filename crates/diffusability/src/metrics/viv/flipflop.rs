@@ -26,7 +26,6 @@
 
 use crate::data::Normalized;
 use crate::linalg;
-use faer::reborrow::ReborrowMut;
 use faer::{Accum, Mat, MatMut, MatRef};
 use rayon::prelude::*;
 use std::ops::Range;
@@ -339,9 +338,7 @@ impl<'a> Residuals<'a> {
                     &*y
                 }
             };
-            let mut g = Mat::zeros(c, c);
-            gram_f32_into(g.as_mut(), MatRef::from_row_major_slice(y, c, nk * s), part);
-            g
+            gram_f32(MatRef::from_row_major_slice(y, c, nk * s), part)
         })
     }
 
@@ -362,13 +359,7 @@ impl<'a> Residuals<'a> {
                 li_c,
                 MatRef::from_row_major_slice(x, c, nk * s),
             );
-            let mut g = Mat::zeros(s, s);
-            gram_f32_into(
-                g.as_mut(),
-                MatRef::from_row_major_slice(z, c * nk, s).transpose(),
-                part,
-            );
-            g
+            gram_f32(MatRef::from_row_major_slice(z, c * nk, s).transpose(), part)
         })
     }
 }
@@ -407,22 +398,30 @@ impl Default for Work {
 /// Terms per f32 partial product in [`gram_f32_into`].
 pub const GRAM_BLOCK: usize = 2048;
 
-/// `g += a a^T` for an f32 matrix `a` (`m x k`): f32 products over blocks of [`GRAM_BLOCK`] columns,
-/// each added into the f64 `g`, so rounding grows with the block length, not with `k`.
-fn gram_f32_into(mut g: MatMut<'_, f64>, a: MatRef<'_, f32>, part: &mut Mat<f32>) {
+/// `a a^T` in f64 for an f32 matrix `a` (`m x k`): f32 products over blocks of [`GRAM_BLOCK`]
+/// columns, each added into the f64 result, so rounding grows with the block length, not with `k`.
+/// The first block's product is converted, not added to zeros: the result is never zero-filled.
+fn gram_f32(a: MatRef<'_, f32>, part: &mut Mat<f32>) -> Mat<f64> {
     let (m, k) = (a.nrows(), a.ncols());
     part.resize_with(m, m, |_, _| 0.0);
+    let mut g: Option<Mat<f64>> = None;
     let mut j = 0;
-    while j < k {
+    while j < k || g.is_none() {
         let w = GRAM_BLOCK.min(k - j);
         linalg::gram(part.as_mut(), Accum::Replace, a.subcols(j, w), 1.0f32);
-        for col in 0..m {
-            for (x, &y) in g.rb_mut().col_mut(col).iter_mut().zip(part.col(col).iter()) {
-                *x += y as f64;
+        match &mut g {
+            None => g = Some(Mat::from_fn(m, m, |r, c| part[(r, c)] as f64)),
+            Some(g) => {
+                for col in 0..m {
+                    for (x, &y) in g.col_mut(col).iter_mut().zip(part.col(col).iter()) {
+                        *x += y as f64;
+                    }
+                }
             }
         }
         j += w;
     }
+    g.expect("one block at least")
 }
 
 /// Writes `x - mean` of `n` samples (`x` is `n x [c][s]` f32 or f64) into `out` in `[c][n][s]` order.
@@ -730,7 +729,8 @@ fn sweep(
         res.channel_gram_f32(li_s.map(to_f32).as_ref().map(|l| l.as_ref()))
     } else {
         res.channel_gram(li_s.map(|l| l.as_ref()))
-    } * (1.0 / (n * s) as f64);
+    };
+    sc *= 1.0 / (n * s) as f64;
     let tr = linalg::trace(sc.as_ref());
     if !tr.is_finite() {
         return if single {
@@ -748,7 +748,8 @@ fn sweep(
         res.spatial_gram_f32(to_f32(&li_c).as_ref())
     } else {
         res.spatial_gram(li_c.as_ref())
-    } * (1.0 / (n * c) as f64);
+    };
+    ss *= 1.0 / (n * c) as f64;
     if !linalg::trace(ss.as_ref()).is_finite() {
         if single {
             (rc.reason, rs.reason) = before;
