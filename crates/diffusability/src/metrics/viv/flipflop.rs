@@ -587,8 +587,12 @@ pub const ANDERSON_DEPTH: usize = 2;
 /// f32 changes stop shrinking (above 0.9 times the previous one: the rounding floor, reached first
 /// with a small `tol` or an ill-conditioned factor) or one sweep of `max_sweeps` is left, plain f64
 /// sweeps take over, the first one's change measured against the factors the last f32 sweep
-/// produced. `sweeps` counts both kinds, `sweeps_f32` the f32 ones; an f32 sweep that overflows is
-/// redone in f64.
+/// produced. Once the spatial factor's change is below `tol`, the next sweep starts from that factor
+/// itself (not from a combination) and ends after its first half when the channel factor's change is
+/// below `tol` too: the fit is then `(Sigma_C(Sigma_S), Sigma_S)`, the state of the plain flip-flop
+/// after that half-sweep, with the last change of each factor below `tol` (this saves half a sweep
+/// for most classes). `sweeps` counts both kinds, such a last half-sweep as one, and `sweeps_f32`
+/// the f32 ones; an f32 sweep that overflows is redone in f64.
 pub fn fit_with(
     res: &Residuals<'_>,
     opts: &FitOptions,
@@ -620,31 +624,63 @@ pub fn fit_with(
     };
     let mut accel = Anderson::new(ANDERSON_DEPTH);
     let mut last: Option<(Mat<f64>, Mat<f64>)> = None;
-    let (mut change, mut converged, mut sweeps, mut scale) = (f64::INFINITY, false, 0, 1.0);
+    let (mut change, mut converged, mut sweeps) = (f64::INFINITY, false, 0);
+    // The factors' last scalings (see the ridge amounts below), and the spatial factor's last change.
+    let (mut scale_c, mut scale_s, mut last_ds) = (1.0, 1.0, f64::INFINITY);
+    let half_stop = precision == Precision::Mixed;
     while sweeps < max_sweeps {
-        let Some((sc, ss, l, a)) = sweep(
-            res,
-            li_s.as_ref(),
-            single,
-            sweeps == 0,
-            !(single && accel.primed()),
-            opts.ridge,
-            &mut rc,
-            &mut rs,
-        )?
+        let before = rc.reason;
+        let Some((sc, li_c)) =
+            channel_half(res, li_s.as_ref(), single, sweeps == 0, opts.ridge, &mut rc)?
         else {
             single = false;
             accel.clear();
             continue;
         };
+        // The spatial factor's last change is already below tol and this sweep started from that
+        // factor itself: when the channel factor's change is too, both factors' last changes meet
+        // the rule, and the pair (Sigma_C(Sigma_S), Sigma_S) is the flip-flop's state after this
+        // half-sweep. The second half is then not needed.
+        if half_stop
+            && last_ds < opts.tol
+            && let Some((pc, _)) = &last
+        {
+            let dc =
+                linalg::frobenius_diff(sc.as_ref(), pc.as_ref()) / linalg::frobenius(sc.as_ref());
+            if dc < opts.tol {
+                sweeps += 1;
+                sweeps_f32 += usize::from(single);
+                change = dc.max(last_ds);
+                converged = true;
+                scale_c = 1.0;
+                last = Some((sc, cur_ss.clone()));
+                break;
+            }
+        }
+        let Some((sc, ss, l, a)) = spatial_half(
+            res,
+            sc,
+            &li_c,
+            single,
+            !(single && accel.primed()),
+            opts.ridge,
+            &mut rs,
+        )?
+        else {
+            rc.reason = before;
+            single = false;
+            accel.clear();
+            continue;
+        };
         sweeps += 1;
-        scale = a;
+        (scale_c, scale_s) = (a, a);
         if let Some((pc, _)) = &last {
             let dc =
                 linalg::frobenius_diff(sc.as_ref(), pc.as_ref()) / linalg::frobenius(sc.as_ref());
             let ds = linalg::frobenius_diff(ss.as_ref(), cur_ss.as_ref())
                 / linalg::frobenius(ss.as_ref());
             change = dc.max(ds);
+            last_ds = ds;
         }
         converged = change < opts.tol;
         if single {
@@ -659,7 +695,9 @@ pub fn fit_with(
         if converged {
             break;
         }
-        let next = if single {
+        // Once the spatial factor's change is below tol, the next sweep starts from it as it is, so
+        // that it can end after its first half (above).
+        let next = if single && !(half_stop && last_ds < opts.tol) {
             accel.next(&from, &cur_ss)
         } else {
             None
@@ -695,11 +733,11 @@ pub fn fit_with(
         change,
         ridge_c: rc.reason.map(|reason| Ridge {
             reason,
-            amount: rc.added * scale,
+            amount: rc.added * scale_c,
         }),
         ridge_s: rs.reason.map(|reason| Ridge {
             reason,
-            amount: rs.added / scale,
+            amount: rs.added / scale_s,
         }),
     })
 }
@@ -707,24 +745,18 @@ pub fn fit_with(
 /// `(Sigma_C, Sigma_S, chol(Sigma_S) before normalization, a)` of one sweep.
 type SweepOut = (Mat<f64>, Mat<f64>, Option<Mat<f64>>, f64);
 
-/// One flip-flop sweep from the spatial factor whose inverse Cholesky factor is `li_s` (None: I):
-/// `(Sigma_C, Sigma_S / a, chol(Sigma_S), a)` with `a = tr(Sigma_S) / S` and `Sigma_C` already
-/// multiplied by `a`. `Ok(None)` when an f32 sweep overflowed (the ridge states are then as before).
-/// With `factor_s` false the spatial factor is not factored (the Cholesky factor is `None`), nor
-/// checked for positive definiteness: for f32 sweeps whose output only feeds the acceleration,
-/// which checks its own combination; a ridge already switched on is still added.
-#[allow(clippy::too_many_arguments)]
-fn sweep(
+/// The first half of a sweep from the spatial factor whose inverse Cholesky factor is `li_s`
+/// (None: I): `Sigma_C` (with its ridge when one is on or needed) and the inverse of its Cholesky
+/// factor. `Ok(None)` when an f32 product overflowed (the ridge state is then as before).
+fn channel_half(
     res: &Residuals<'_>,
     li_s: Option<&Mat<f64>>,
     single: bool,
     first: bool,
-    factor_s: bool,
     eps: f64,
     rc: &mut RidgeState,
-    rs: &mut RidgeState,
-) -> Result<Option<SweepOut>, Degenerate> {
-    let (c, s, n) = (res.c, res.s, res.n);
+) -> Result<Option<(Mat<f64>, Mat<f64>)>, Degenerate> {
+    let (s, n) = (res.s, res.n);
     let mut sc = if single {
         res.channel_gram_f32(li_s.map(to_f32).as_ref().map(|l| l.as_ref()))
     } else {
@@ -742,20 +774,38 @@ fn sweep(
     if first && tr == 0.0 {
         return Err(Degenerate::Identical);
     }
-    let before = (rc.reason, rs.reason);
     let li_c = linalg::inverse_lower(rc.factor(&mut sc, eps)?.as_ref());
+    Ok(Some((sc, li_c)))
+}
+
+/// The second half of a sweep, given the first's `Sigma_C` and the inverse `li_c` of its Cholesky
+/// factor: `(Sigma_C a, Sigma_S / a, chol(Sigma_S), a)` with `a = tr(Sigma_S) / S`. `Ok(None)` when
+/// an f32 product overflowed. With `factor_s` false the spatial factor is not factored (the
+/// Cholesky factor is `None`), nor checked for positive definiteness: for f32 sweeps whose output
+/// only feeds the acceleration, which checks its own combination; a ridge already switched on is
+/// still added.
+fn spatial_half(
+    res: &Residuals<'_>,
+    mut sc: Mat<f64>,
+    li_c: &Mat<f64>,
+    single: bool,
+    factor_s: bool,
+    eps: f64,
+    rs: &mut RidgeState,
+) -> Result<Option<SweepOut>, Degenerate> {
+    let (c, s, n) = (res.c, res.s, res.n);
     let mut ss = if single {
-        res.spatial_gram_f32(to_f32(&li_c).as_ref())
+        res.spatial_gram_f32(to_f32(li_c).as_ref())
     } else {
         res.spatial_gram(li_c.as_ref())
     };
     ss *= 1.0 / (n * c) as f64;
     if !linalg::trace(ss.as_ref()).is_finite() {
-        if single {
-            (rc.reason, rs.reason) = before;
-            return Ok(None);
-        }
-        return Err(Degenerate::NonFinite);
+        return if single {
+            Ok(None)
+        } else {
+            Err(Degenerate::NonFinite)
+        };
     }
     let l = if factor_s {
         Some(rs.factor(&mut ss, eps)?)
@@ -1012,8 +1062,13 @@ mod tests {
             };
             root(&f.sigma_c) * root(&f.sigma_s)
         };
-        let (a, b) = (viv(&plain), viv(&mixed));
-        assert!((a - b).abs() < 1e-7 * a, "{a} vs {b}");
+        // Both stop within about tol of the MLE (here: the f64 iteration run to 1e-13), and their VIVs
+        // lie within 2e-7 of its VIV (3e-8 and 7e-8 when this test was written: the f32 path stops
+        // half a sweep early, see `fit_with`).
+        let exact = viv(&fit(&res, &FitOptions { tol: 1e-13, ..opts }).unwrap());
+        for v in [viv(&plain), viv(&mixed)] {
+            assert!((v - exact).abs() < 2e-7 * exact, "{v} vs {exact}");
+        }
         // A tolerance below the f32 rounding floor: the f32 changes stop shrinking, f64 sweeps take
         // over and meet it, at the all-f64 fit's factors.
         let fine = FitOptions { tol: 1e-11, ..opts };
