@@ -745,6 +745,9 @@ pub fn fit_with(
 /// `(Sigma_C, Sigma_S, chol(Sigma_S) before normalization, a)` of one sweep.
 type SweepOut = (Mat<f64>, Mat<f64>, Option<Mat<f64>>, f64);
 
+/// `(Sigma_C, inverse of its Cholesky factor)` of a sweep's first half.
+type ChannelHalf = (Mat<f64>, Mat<f64>);
+
 /// The first half of a sweep from the spatial factor whose inverse Cholesky factor is `li_s`
 /// (None: I): `Sigma_C` (with its ridge when one is on or needed) and the inverse of its Cholesky
 /// factor. `Ok(None)` when an f32 product overflowed (the ridge state is then as before).
@@ -755,7 +758,7 @@ fn channel_half(
     first: bool,
     eps: f64,
     rc: &mut RidgeState,
-) -> Result<Option<(Mat<f64>, Mat<f64>)>, Degenerate> {
+) -> Result<Option<ChannelHalf>, Degenerate> {
     let (s, n) = (res.s, res.n);
     let mut sc = if single {
         res.channel_gram_f32(li_s.map(to_f32).as_ref().map(|l| l.as_ref()))
