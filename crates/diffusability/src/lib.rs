@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod par;
 pub mod progress;
 pub mod report;
+mod simd;
 pub mod stats;
 pub mod study;
 pub mod synth;

@@ -9,6 +9,7 @@
 use super::latents::Latents;
 use crate::error::{Error, Result};
 use crate::par;
+use crate::simd::simd_kernel;
 use std::fmt;
 use std::str::FromStr;
 
@@ -101,6 +102,39 @@ impl Moments {
     /// vectorize instead of waiting on one accumulator (the statistics pass reads every latent
     /// value); the lanes are added in a fixed order, so the result is deterministic.
     pub fn of_f32(xs: &[f32]) -> Moments {
+        moments_f32(xs)
+    }
+
+    /// Chan et al.'s pairwise merge.
+    pub fn merge(self, o: Moments) -> Moments {
+        if self.count == 0.0 {
+            return o;
+        }
+        if o.count == 0.0 {
+            return self;
+        }
+        let n = self.count + o.count;
+        let delta = o.mean - self.mean;
+        Moments {
+            count: n,
+            mean: self.mean + delta * o.count / n,
+            m2: self.m2 + o.m2 + delta * delta * self.count * o.count / n,
+        }
+    }
+
+    /// Unbiased (ddof = 1) standard deviation; 0 for fewer than two values.
+    pub fn std(&self) -> f64 {
+        if self.count < 2.0 {
+            0.0
+        } else {
+            (self.m2 / (self.count - 1.0)).sqrt()
+        }
+    }
+}
+
+simd_kernel! {
+    /// [`Moments::of_f32`], dispatched to the widest vector instructions available.
+    fn moments_f32(xs: &[f32]) -> Moments {
         const LANES: usize = 8;
         if xs.is_empty() {
             return Moments::default();
@@ -128,32 +162,6 @@ impl Moments {
                 .map(|&x| (x as f64 - mean) * (x as f64 - mean))
                 .sum::<f64>();
         Moments { count: n, mean, m2 }
-    }
-
-    /// Chan et al.'s pairwise merge.
-    pub fn merge(self, o: Moments) -> Moments {
-        if self.count == 0.0 {
-            return o;
-        }
-        if o.count == 0.0 {
-            return self;
-        }
-        let n = self.count + o.count;
-        let delta = o.mean - self.mean;
-        Moments {
-            count: n,
-            mean: self.mean + delta * o.count / n,
-            m2: self.m2 + o.m2 + delta * delta * self.count * o.count / n,
-        }
-    }
-
-    /// Unbiased (ddof = 1) standard deviation; 0 for fewer than two values.
-    pub fn std(&self) -> f64 {
-        if self.count < 2.0 {
-            0.0
-        } else {
-            (self.m2 / (self.count - 1.0)).sqrt()
-        }
     }
 }
 

@@ -8,7 +8,7 @@
 //! accumulators merged in a fixed order, so the result does not depend on the vector width the
 //! compiler picked.
 //!
-//! [`simd_kernel!`] compiles a kernel three times (baseline x86-64, AVX2, AVX-512F) and picks one at
+//! [`simd_kernel!`](crate::simd::simd_kernel) compiles a kernel three times (baseline x86-64, AVX2, AVX-512F) and picks one at
 //! run time. The three give bit-identical results: Rust never fuses `a * b + c` into an FMA on its
 //! own, every lane does the same IEEE operations whatever the register width, and the lanes are
 //! merged in the same order.
@@ -91,38 +91,7 @@ pub fn ln(x: f64) -> f64 {
     e * LN2_HI + (lnm + e * LN2_LO)
 }
 
-/// Defines `fn name(args) -> ret { body }` compiled for baseline x86-64, AVX2 and AVX-512F, dispatched
-/// on the running CPU (the body may only use its arguments). Elsewhere it is the plain function.
-macro_rules! simd_kernel {
-    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) -> $ret:ty $body:block) => {
-        $(#[$m])*
-        $vis fn $name($($arg: $ty),*) -> $ret {
-            #[inline(always)]
-            fn body($($arg: $ty),*) -> $ret $body
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f")]
-                fn wide($($arg: $ty),*) -> $ret {
-                    body($($arg),*)
-                }
-                #[target_feature(enable = "avx2")]
-                fn mid($($arg: $ty),*) -> $ret {
-                    body($($arg),*)
-                }
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the running CPU has AVX-512F (checked just above).
-                    return unsafe { wide($($arg),*) };
-                }
-                if std::arch::is_x86_feature_detected!("avx2") {
-                    // SAFETY: the running CPU has AVX2 (checked just above).
-                    return unsafe { mid($($arg),*) };
-                }
-            }
-            body($($arg),*)
-        }
-    };
-}
-pub(crate) use simd_kernel;
+pub(crate) use crate::simd::simd_kernel;
 
 /// Merges per-lane accumulators in lane order.
 #[inline(always)]

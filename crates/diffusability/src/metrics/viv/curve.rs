@@ -8,7 +8,7 @@
 use std::f64::consts::FRAC_PI_2;
 
 use super::quadrature::TimeNode;
-use crate::metrics::uniformity::vexp::simd_kernel;
+use crate::simd::simd_kernel;
 
 /// Independent partial sums in hot reductions.
 pub(crate) const LANES: usize = 8;
