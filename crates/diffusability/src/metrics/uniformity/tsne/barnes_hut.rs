@@ -14,7 +14,8 @@
 //! Differences from scikit-learn, none of which changes the criterion: the root is the bare bounding
 //! rectangle (scikit-learn pads its upper bounds by a relative 1e-3, or 1e-3 absolute on the small maps
 //! of the first iterations), only identical points share a leaf (scikit-learn merges points within 1e-6
-//! in each coordinate and skips them), and the sums are f64 (scikit-learn's are f32).
+//! in each coordinate and skips them), and the per-point sums are f64 (each term is f32, as all of
+//! scikit-learn's arithmetic there is).
 //!
 //! Speed: the points are visited in groups (the largest cells of at most [`GROUP`] points, and runs of
 //! at most [`GROUP`] points of a larger leaf of coincident points). One walk
@@ -30,14 +31,14 @@
 //! contiguous; the groups are processed in parallel, each point's sums in one fixed order, so results are identical for any
 //! thread count.
 
-use super::super::vexp::{self, LANES, simd_kernel};
+use super::super::vexp::simd_kernel;
 use super::optimize::{RepulsionForces, split_columns};
 use rayon::prelude::*;
 
 /// scikit-learn's default `angle`.
 pub const THETA: f64 = 0.5;
 
-/// Most points per group (see the module docs).
+/// Most points per group (see the module docs); at most 32, the bits of a summary's mask.
 const GROUP: u32 = 32;
 /// Deepest level: points closer than `2^-48` of the map's extent share a leaf (scikit-learn merges
 /// points within 1e-6 of each other in absolute terms, which would merge most of the points of the
@@ -286,6 +287,17 @@ impl Tree {
                 (a.min(v), b.max(v))
             });
         let bits = |w: u32| if w >= 64 { u64::MAX } else { (1u64 << w) - 1 };
+        // The origin of the f32 positions.
+        let (ox, oy) = (px[0], py[0]);
+        l.px.clear();
+        l.py.clear();
+        l.px.extend(px.iter().map(|&v| (v - ox) as f32));
+        l.py.extend(py.iter().map(|&v| (v - oy) as f32));
+        // Padded with the first point (masked out).
+        for a in 0..GROUP as usize {
+            l.gx[a] = px.get(a).copied().unwrap_or(ox);
+            l.gy[a] = py.get(a).copied().unwrap_or(oy);
+        }
         l.x.clear();
         l.y.clear();
         l.size.clear();
@@ -295,10 +307,10 @@ impl Tree {
         while let Some((c, mask)) = l.walk.pop() {
             let cell = self.cells[c as usize];
             let mut take = |m: u64| {
-                l.x.push(cell.mx);
-                l.y.push(cell.my);
-                l.size.push(cell.count as f64);
-                l.mask.push(m);
+                l.x.push((cell.mx - ox) as f32);
+                l.y.push((cell.my - oy) as f32);
+                l.size.push(cell.count as f32);
+                l.mask.push(m as u32);
             };
             if cell.is_leaf() {
                 // The group's points in this leaf: where the two ranges of the tree order meet.
@@ -323,17 +335,7 @@ impl Tree {
             } else if reach >= fx * fx + fy * fy {
                 0
             } else {
-                let mut acc = 0u64;
-                let mut rest = mask;
-                while rest != 0 {
-                    let a = rest.trailing_zeros() as usize;
-                    rest &= rest - 1;
-                    let (dx, dy) = (px[a] - cell.mx, py[a] - cell.my);
-                    if reach < dx * dx + dy * dy {
-                        acc |= 1u64 << a;
-                    }
-                }
-                acc
+                u64::from(beyond(&l.gx, &l.gy, cell.mx, cell.my, reach)) & mask
             };
             if accept != 0 {
                 take(accept);
@@ -348,30 +350,63 @@ impl Tree {
     }
 }
 
-/// A group's scratch: the cells summarized for them with their point masks,
-/// and the sums.
+/// A group's scratch: the cells summarized for its points with their point masks, and the sums.
+/// Positions are in f32 relative to the group's first point (see [`cell_sums`]).
 #[derive(Default)]
 struct Lists {
-    x: Vec<f64>,
-    y: Vec<f64>,
-    size: Vec<f64>,
-    mask: Vec<u64>,
+    x: Vec<f32>,
+    y: Vec<f32>,
+    size: Vec<f32>,
+    mask: Vec<u32>,
     walk: Vec<(u32, u64)>,
-    t: Vec<f64>,
+    /// The group's points in f64, padded to [`GROUP`].
+    gx: [f64; GROUP as usize],
+    gy: [f64; GROUP as usize],
+    px: Vec<f32>,
+    py: Vec<f32>,
+    t: Vec<f32>,
     sums: Vec<f64>,
 }
 
 simd_kernel! {
+    /// The mask of the points `a` with `reach < |p_a - m|^2`, the summary criterion of a cell with
+    /// centre of mass `m`: all points at once, without a branch per point.
+    fn beyond(
+        px: &[f64; GROUP as usize],
+        py: &[f64; GROUP as usize],
+        mx: f64,
+        my: f64,
+        reach: f64,
+    ) -> u32 {
+        let mut m = 0u32;
+        for a in 0..GROUP as usize {
+            let (dx, dy) = (px[a] - mx, py[a] - my);
+            m |= u32::from(reach < dx * dx + dy * dy) << a;
+        }
+        m
+    }
+}
+
+/// Lanes of the f32 cell sums.
+const LANES32: usize = 16;
+
+simd_kernel! {
     /// For each point `a` at `(px[a], py[a])`: `(sum s q^2 dx, sum s q^2 dy, sum s q)` over the cells
     /// `(cx, cy, s)` whose mask has bit `a`, `q = 1 / (1 + dx^2 + dy^2)`, `d = p - c`, into
-    /// `out[3a..3a + 3]`; lanes merged in order. The cells come in whole blocks of [`LANES`] (the
-    /// caller pads with empty ones); `t` is scratch of `3 m` values. Written as an element-wise pass
-    /// and three lane sums, each simple enough for the compiler to vectorize.
+    /// `out[3a..3a + 3]`. The cells come in whole blocks of [`LANES32`] (the caller pads with empty
+    /// ones); `t` is scratch of `3 m` values. Written as an element-wise pass and three lane sums,
+    /// each simple enough for the compiler to vectorize.
+    ///
+    /// Each term in f32, as scikit-learn computes them all, its sums in f64 lanes merged in order.
+    /// The positions are relative to a point of the group, so `d` loses no more than a rounding of
+    /// its own length (a cell's relative position is about `d` itself, a point's at most the
+    /// group's extent): terms within about 1e-7 of their f64 values. Sizes are exact in f32 up to
+    /// `2^24` points.
     fn cell_sums(
-        px: &[f64],
-        py: &[f64],
-        cells: (&[f64], &[f64], &[f64], &[u64]),
-        t: &mut [f64],
+        px: &[f32],
+        py: &[f32],
+        cells: (&[f32], &[f32], &[f32], &[u32]),
+        t: &mut [f32],
         out: &mut [f64],
     ) -> () {
         let (cx, cy, cs, cm) = cells;
@@ -380,12 +415,12 @@ simd_kernel! {
         let (tx, rest) = t[..3 * m].split_at_mut(m);
         let (ty, tz) = rest.split_at_mut(m);
         for (a, (&xi, &yi)) in px.iter().zip(py).enumerate() {
-            let shift = a as u64;
+            let shift = a as u32;
             for j in 0..m {
                 // The size where bit `a` is set, else +0.0: integer masking keeps the loop
                 // branch-free.
-                let keep = 0u64.wrapping_sub((cm[j] >> shift) & 1);
-                let w = f64::from_bits(cs[j].to_bits() & keep);
+                let keep = 0u32.wrapping_sub((cm[j] >> shift) & 1);
+                let w = f32::from_bits(cs[j].to_bits() & keep);
                 let (dx, dy) = (xi - cx[j], yi - cy[j]);
                 let q = 1.0 / (1.0 + dx * dx + dy * dy);
                 let sq = w * q;
@@ -394,13 +429,13 @@ simd_kernel! {
                 tz[j] = sq;
             }
             for (k, v) in [&*tx, &*ty, &*tz].into_iter().enumerate() {
-                let mut acc = [0.0; LANES];
-                for c in v.chunks_exact(LANES) {
-                    for l in 0..LANES {
-                        acc[l] += c[l];
+                let mut acc = [0.0f64; LANES32];
+                for c in v.chunks_exact(LANES32) {
+                    for l in 0..LANES32 {
+                        acc[l] += f64::from(c[l]);
                     }
                 }
-                out[3 * a + k] = vexp::merge(&acc);
+                out[3 * a + k] = acc.iter().sum();
             }
         }
     }
@@ -439,7 +474,7 @@ impl RepulsionForces for BarnesHutRepulsion {
             .map_init(Lists::default, |l, (g, f)| {
                 let (lo, hi) = (g.0 as usize, g.1 as usize);
                 tree.walk(g, l);
-                while l.x.len() % LANES != 0 {
+                while l.x.len() % LANES32 != 0 {
                     l.x.push(0.0);
                     l.y.push(0.0);
                     l.size.push(0.0);
@@ -449,8 +484,8 @@ impl RepulsionForces for BarnesHutRepulsion {
                 l.sums.resize(3 * (hi - lo), 0.0);
                 l.t.resize(3 * l.x.len(), 0.0);
                 cell_sums(
-                    &tree.sx[lo..hi],
-                    &tree.sy[lo..hi],
+                    &l.px,
+                    &l.py,
                     (&l.x, &l.y, &l.size, &l.mask),
                     &mut l.t,
                     &mut l.sums,

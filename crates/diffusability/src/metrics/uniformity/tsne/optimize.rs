@@ -288,26 +288,78 @@ impl RepulsionForces for FftRepulsion {
     }
 }
 
-/// Attractive forces `exaggeration * sum_j p_ij q_ij (y_i - y_j)` into `out` (`n x 2`).
-fn attraction(p: &Csr, y: &[f64], exaggeration: f64, out: &mut [f64]) {
-    out.par_chunks_mut(2 * CHUNK)
-        .enumerate()
-        .for_each(|(c, o)| {
-            for (r, f) in o.chunks_exact_mut(2).enumerate() {
-                let i = c * CHUNK + r;
-                let (xi, yi) = (y[2 * i], y[2 * i + 1]);
-                let (mut fx, mut fy) = (0.0, 0.0);
-                for t in p.indptr[i]..p.indptr[i + 1] {
-                    let j = p.indices[t] as usize;
-                    let (dx, dy) = (xi - y[2 * j], yi - y[2 * j + 1]);
-                    let w = p.values[t] / (1.0 + dx * dx + dy * dy);
-                    fx += w * dx;
-                    fy += w * dy;
-                }
-                f[0] = exaggeration * fx;
-                f[1] = exaggeration * fy;
+/// Rows of `P` gathered at a time by [`attraction`]: their values (about 120 per row at perplexity
+/// 30) stay in the L1 cache until summed.
+const BATCH: usize = 16;
+
+simd_kernel! {
+    /// With the differences `d = y_i - y_j` of entries of `P` (values `p`) in `dx`, `dy`: the terms
+    /// `p_ij q_ij dx`, `p_ij q_ij dy` in their place, `q_ij = 1 / (1 + dx^2 + dy^2)`.
+    fn attraction_terms(dx: &mut [f64], dy: &mut [f64], p: &[f64]) -> () {
+        let m = dx.len();
+        let (dy, p) = (&mut dy[..m], &p[..m]);
+        for t in 0..m {
+            let (a, b) = (dx[t], dy[t]);
+            let w = p[t] / (1.0 + a * a + b * b);
+            dx[t] = w * a;
+            dy[t] = w * b;
+        }
+    }
+}
+
+simd_kernel! {
+    /// `sum v` in lanes merged in order.
+    fn lane_sum(v: &[f64]) -> f64 {
+        let mut acc = [0.0; LANES];
+        let mut c = v.chunks_exact(LANES);
+        for b in &mut c {
+            for l in 0..LANES {
+                acc[l] += b[l];
             }
-        });
+        }
+        for (l, &r) in c.remainder().iter().enumerate() {
+            acc[l] += r;
+        }
+        vexp::merge(&acc)
+    }
+}
+
+/// Attractive forces `exaggeration * sum_j p_ij q_ij (y_i - y_j)` into `out` (`n x 2`), each row's
+/// terms summed in lanes merged in order. The differences of a batch of rows are gathered first
+/// (both coordinates from one cache line of `y`), so that the arithmetic runs in SIMD lanes over
+/// contiguous values; whole batches, because wide loads of values just stored one by one would
+/// wait for the stores to complete.
+fn attraction(p: &Csr, y: &[f64], exaggeration: f64, out: &mut [f64]) {
+    out.par_chunks_mut(2 * CHUNK).enumerate().for_each_init(
+        || (Vec::new(), Vec::new()),
+        |(dx, dy), (c, o)| {
+            for (b, ob) in o.chunks_mut(2 * BATCH).enumerate() {
+                let i0 = c * CHUNK + b * BATCH;
+                let i1 = i0 + ob.len() / 2;
+                let base = p.indptr[i0];
+                let len = p.indptr[i1] - base;
+                dx.resize(len, 0.0);
+                dy.resize(len, 0.0);
+                for i in i0..i1 {
+                    let (xi, yi) = (y[2 * i], y[2 * i + 1]);
+                    let row = p.indptr[i] - base..p.indptr[i + 1] - base;
+                    let idx = &p.indices[p.indptr[i]..p.indptr[i + 1]];
+                    let (rx, ry) = (&mut dx[row.clone()], &mut dy[row]);
+                    for ((a, b), &j) in rx.iter_mut().zip(ry.iter_mut()).zip(idx) {
+                        let j = j as usize;
+                        *a = xi - y[2 * j];
+                        *b = yi - y[2 * j + 1];
+                    }
+                }
+                attraction_terms(dx, dy, &p.values[base..base + len]);
+                for (i, f) in (i0..i1).zip(ob.chunks_exact_mut(2)) {
+                    let row = p.indptr[i] - base..p.indptr[i + 1] - base;
+                    f[0] = exaggeration * lane_sum(&dx[row.clone()]);
+                    f[1] = exaggeration * lane_sum(&dy[row]);
+                }
+            }
+        },
+    );
 }
 
 /// Runs the optimizer from `init` (`n x 2`, row-major) on the joint probabilities `p`; returns the
