@@ -165,7 +165,7 @@ impl Tree {
         } else {
             self.keys.extend((0..n as u32).map(key));
         }
-        self.keys.sort();
+        self.keys.sort_unstable();
         self.order.clear();
         self.order.extend(self.keys.iter().map(|k| k.1));
         self.sx.clear();
@@ -505,6 +505,10 @@ impl RepulsionForces for BarnesHutRepulsion {
             out[2 * i as usize + 1] = self.sorted[2 * k + 1];
         }
         z.iter().sum()
+    }
+
+    fn locality_order(&self) -> Option<&[u32]> {
+        Some(&self.tree.order)
     }
 }
 
