@@ -14,7 +14,8 @@
 //! Differences from scikit-learn, none of which changes the criterion: the root is the bare bounding
 //! rectangle (scikit-learn pads its upper bounds by a relative 1e-3, or 1e-3 absolute on the small maps
 //! of the first iterations), only identical points share a leaf (scikit-learn merges points within 1e-6
-//! in each coordinate and skips them), and the sums are f64 (scikit-learn's are f32).
+//! in each coordinate and skips them), and the per-point sums are f64 (each term is f32, as all of
+//! scikit-learn's arithmetic there is).
 //!
 //! Speed: the points are visited in groups (the largest cells of at most [`GROUP`] points, and runs of
 //! at most [`GROUP`] points of a larger leaf of coincident points). One walk
@@ -25,96 +26,105 @@
 //! the cells whose mask has its bit. Each point gets the same summaries as with its own walk (up to
 //! rounding at the threshold), at a fraction of the cost of walking the tree once per point.
 //!
-//! The tree is built sequentially (`O(n log n)`, a small share of an iteration); the groups are
-//! processed in parallel, each point's sums in one fixed order, so results are identical for any
+//! The tree is built sequentially from a sort of the points by Morton code (`O(n log n)`, a small
+//! share of an iteration; see [`Tree`]), which leaves every cell's and every group's points
+//! contiguous; the groups are processed in parallel, each point's sums in one fixed order, so results are identical for any
 //! thread count.
 
-use super::super::vexp::{self, LANES, simd_kernel};
+use super::super::vexp::simd_kernel;
 use super::optimize::{RepulsionForces, split_columns};
 use rayon::prelude::*;
 
 /// scikit-learn's default `angle`.
 pub const THETA: f64 = 0.5;
 
-/// Most points per group (see the module docs).
-const GROUP: u32 = 32;
+/// Most points per group (see the module docs); at most 64, the bits of a summary's mask. 64
+/// rather than 32: fewer walks outweigh the longer lists each point sums over (7 % less time per
+/// iteration at 10,000 points).
+const GROUP: u32 = 64;
 /// Deepest level: points closer than `2^-48` of the map's extent share a leaf (scikit-learn merges
 /// points within 1e-6 of each other in absolute terms, which would merge most of the points of the
 /// first iterations' 1e-4-wide map of 10,000 points).
 const MAX_DEPTH: u32 = 48;
-const NONE: u32 = u32::MAX;
 
-#[derive(Clone, Copy, Debug)]
+/// A cell, in 32 bytes (the walk reads little else): children are contiguous, and the squared widest
+/// side depends on the depth alone ([`Tree::reach`]).
+#[derive(Clone, Copy, Debug, Default)]
 struct Cell {
-    /// Centre of the cell's box (where it splits).
-    cx: f64,
-    cy: f64,
-    /// Half widths of the box.
-    hx: f64,
-    hy: f64,
-    /// Sum of the positions of its points, then (after [`Tree::finish`]) their centre of mass.
+    /// The centre of mass of its points.
     mx: f64,
     my: f64,
-    /// A leaf's first point, exactly: the mean of coincident points can round away from their common
-    /// position, and routing a leaf's content by that mean could send it to a different child than the
-    /// one its points' own positions lead to.
-    fx: f64,
-    fy: f64,
     count: u32,
-    depth: u32,
-    /// The children by quadrant (`2 * (x >= cx) + (y >= cy)`), or [`NONE`]; all [`NONE`] for a leaf.
-    children: [u32; 4],
+    /// An inner cell's first child; a leaf's first point in the tree order.
+    first: u32,
+    depth: u8,
+    /// Children (the non-empty quadrants, in quadrant order); 0 for a leaf.
+    kids: u8,
 }
 
 impl Cell {
-    fn new(cx: f64, cy: f64, hx: f64, hy: f64, depth: u32) -> Cell {
-        Cell {
-            cx,
-            cy,
-            hx,
-            hy,
-            mx: 0.0,
-            my: 0.0,
-            fx: 0.0,
-            fy: 0.0,
-            count: 0,
-            depth,
-            children: [NONE; 4],
-        }
-    }
-
     fn is_leaf(&self) -> bool {
-        self.children == [NONE; 4]
-    }
-
-    fn quadrant(&self, x: f64, y: f64) -> usize {
-        2 * usize::from(x >= self.cx) + usize::from(y >= self.cy)
-    }
-
-    /// The squared widest side of the box.
-    fn sq_max_width(&self) -> f64 {
-        let w = 2.0 * self.hx.max(self.hy);
-        w * w
+        self.kids == 0
     }
 }
 
 /// A quadtree over the points of one iteration, its buffers reused between iterations.
+///
+/// Built from a sort rather than by inserting points one by one: each point's Morton code (its
+/// position on the root rectangle quantized to `2^48` steps per axis, the bits interleaved from the
+/// top level down, `x` before `y` as in the quadrant index `2 * (x >= cx) + (y >= cy)`) lists the
+/// quadrants of its path, so sorting by code puts every cell's points in one contiguous range, in
+/// depth-first order with children in quadrant order. Each cell then splits its range where the
+/// code's digit of its level changes; no point is routed cell by cell.
+///
+/// Quantization versus comparing with the centres in f64: `floor((x - x0) / (x1 - x0) * 2^48)` is
+/// monotone in `x`, so each cell holds exactly the points of an interval per axis whose ends differ
+/// from the exact centre lines by a rounding error of the extent (a few `2^-53` of it), as the
+/// centres the former insertion computed by halving also did. Only a point within that distance of a
+/// centre line can land on the other side, and what the criterion reads stays exact for the points a
+/// cell holds: its width (from its depth) and its centre of mass (from its own points).
 #[derive(Default)]
 struct Tree {
     cells: Vec<Cell>,
-    /// Per point: its leaf, and the first point inserted there (to recover a leaf's own position).
-    leaf: Vec<u32>,
-    /// Per cell: the squared widest side over `theta^2`, the summary threshold on `d^2`.
+    /// Per depth: the squared widest side over `theta^2`, the summary threshold on `d^2`.
     reach: Vec<f64>,
-    /// Per cell: its points' range in `order`.
-    range: Vec<(u32, u32)>,
-    /// The points in depth-first order of their leaves (by index within a leaf).
+    /// Morton code and point index, sorted (a leaf's coincident points by index).
+    keys: Vec<(u128, u32)>,
+    /// The points in tree order, and their positions in that order.
     order: Vec<u32>,
-    /// The groups as ranges in `order`: the largest cells of at most [`GROUP`] points, and a larger
-    /// leaf (coincident points) cut into runs of at most [`GROUP`], in depth-first order; the ranges
-    /// in `order` follow each other and cover it.
+    sx: Vec<f64>,
+    sy: Vec<f64>,
+    /// Per position in the tree order: the point's leaf.
+    leaf: Vec<u32>,
+    /// The groups as ranges of the tree order: the largest cells of at most [`GROUP`] points, and a
+    /// larger leaf (coincident points) cut into runs of at most [`GROUP`], in depth-first order; the
+    /// ranges follow each other and cover it.
     groups: Vec<(u32, u32)>,
-    next: Vec<u32>,
+}
+
+/// Spreads the low 24 bits of `v` to the even bits of the result.
+fn spread(v: u64) -> u64 {
+    let mut v = v & 0x00ff_ffff;
+    v = (v | (v << 16)) & 0x0000_ffff_0000_ffff;
+    v = (v | (v << 8)) & 0x00ff_00ff_00ff_00ff;
+    v = (v | (v << 4)) & 0x0f0f_0f0f_0f0f_0f0f;
+    v = (v | (v << 2)) & 0x3333_3333_3333_3333;
+    (v | (v << 1)) & 0x5555_5555_5555_5555
+}
+
+/// `x`'s step on `[lo, lo + width]` in `2^48` steps; the top end in the last step; 0 when the width
+/// is 0.
+fn quantize(x: f64, lo: f64, width: f64) -> u64 {
+    const STEPS: f64 = (1u64 << MAX_DEPTH) as f64;
+    // NaN (a zero width) converts to 0.
+    (((x - lo) / width * STEPS) as u64).min((1u64 << MAX_DEPTH) - 1)
+}
+
+/// The Morton code of the 48-bit steps `qx`, `qy`: level `l`'s quadrant `2 * xbit + ybit` in bits
+/// `2 (47 - l)` and up.
+fn morton(qx: u64, qy: u64) -> u128 {
+    let half = |a: u64, b: u64| (spread(a) << 1) | spread(b);
+    (u128::from(half(qx >> 24, qy >> 24)) << 48) | u128::from(half(qx, qy))
 }
 
 impl Tree {
@@ -132,179 +142,142 @@ impl Tree {
             y0 = y0.min(y);
             y1 = y1.max(y);
         }
-        self.cells.clear();
-        self.cells.push(Cell::new(
-            0.5 * (x0 + x1),
-            0.5 * (y0 + y1),
-            0.5 * (x1 - x0),
-            0.5 * (y1 - y0),
-            0,
-        ));
-        // In the previous iteration's tree order, where there is one: the tree does not depend on the
-        // order of insertion (only the rounding of its centres of mass does), and neighbours inserted
-        // one after another find their path in cache.
-        if self.order.len() == n {
-            for k in 0..n {
-                let i = self.order[k] as usize;
-                self.insert(xs[i], ys[i]);
-            }
-        } else {
-            for i in 0..n {
-                self.insert(xs[i], ys[i]);
-            }
-        }
-        self.finish(xs, ys);
-    }
-
-    /// Inserts one point, splitting leaves as scikit-learn's `insert_point` does: a leaf that receives a
-    /// second point at another position moves its content into a child and becomes an inner cell.
-    fn insert(&mut self, x: f64, y: f64) {
-        let mut c = 0usize;
-        loop {
-            let cell = self.cells[c];
-            if cell.count == 0 {
-                let cell = &mut self.cells[c];
-                cell.mx = x;
-                cell.my = y;
-                cell.fx = x;
-                cell.fy = y;
-                cell.count = 1;
-                return;
-            }
-            if cell.is_leaf() {
-                // Above the depth limit a leaf holds coincident points only, all at its first one.
-                let (px, py) = (cell.fx, cell.fy);
-                if (px == x && py == y) || cell.depth >= MAX_DEPTH {
-                    let cell = &mut self.cells[c];
-                    cell.mx += x;
-                    cell.my += y;
-                    cell.count += 1;
-                    return;
-                }
-                // Move the leaf's content one level down; then insert into the now inner cell.
-                let q = cell.quadrant(px, py);
-                let child = self.child(c, q);
-                let (mx, my, count) = (cell.mx, cell.my, cell.count);
-                let ch = &mut self.cells[child];
-                ch.mx = mx;
-                ch.my = my;
-                ch.fx = px;
-                ch.fy = py;
-                ch.count = count;
-                continue;
-            }
-            let q = cell.quadrant(x, y);
-            let cell = &mut self.cells[c];
-            cell.mx += x;
-            cell.my += y;
-            cell.count += 1;
-            c = match cell.children[q] {
-                NONE => self.child(c, q),
-                k => k as usize,
-            };
-        }
-    }
-
-    /// Creates the empty child `q` of cell `c`.
-    fn child(&mut self, c: usize, q: usize) -> usize {
-        let p = self.cells[c];
-        let (hx, hy) = (0.5 * p.hx, 0.5 * p.hy);
-        let cx = if q >= 2 { p.cx + hx } else { p.cx - hx };
-        let cy = if q % 2 == 1 { p.cy + hy } else { p.cy - hy };
-        let id = self.cells.len();
-        self.cells.push(Cell::new(cx, cy, hx, hy, p.depth + 1));
-        self.cells[c].children[q] = id as u32;
-        id
-    }
-
-    /// Turns position sums into centres of mass, and finds each point's leaf.
-    fn finish(&mut self, xs: &[f64], ys: &[f64]) {
+        // Half widths by halving, exact: the same widths as the cells of scikit-learn's tree.
+        let (mut hx, mut hy) = (0.5 * (x1 - x0), 0.5 * (y1 - y0));
         self.reach.clear();
-        for cell in &mut self.cells {
-            if cell.count > 0 {
-                cell.mx /= cell.count as f64;
-                cell.my /= cell.count as f64;
-            }
-            self.reach.push(cell.sq_max_width() / (THETA * THETA));
+        for _ in 0..=MAX_DEPTH {
+            let w = 2.0 * hx.max(hy);
+            self.reach.push(w * w / (THETA * THETA));
+            hx *= 0.5;
+            hy *= 0.5;
         }
-        self.leaf.clear();
-        for (&x, &y) in xs.iter().zip(ys) {
-            let mut c = 0usize;
-            while !self.cells[c].is_leaf() {
-                c = self.cells[c].children[self.cells[c].quadrant(x, y)] as usize;
-            }
-            self.leaf.push(c as u32);
+        let (wx, wy) = (x1 - x0, y1 - y0);
+        let key = |i: u32| {
+            let i_ = i as usize;
+            (
+                morton(quantize(xs[i_], x0, wx), quantize(ys[i_], y0, wy)),
+                i,
+            )
+        };
+        // From the previous iteration's order, where there is one: points move little between
+        // iterations, and the sort finds the runs already in order.
+        self.keys.clear();
+        if self.order.len() == n {
+            self.keys.extend(self.order.iter().map(|&i| key(i)));
+        } else {
+            self.keys.extend((0..n as u32).map(key));
         }
-        // Ranges in depth-first order, children in quadrant order; groups where a cell first fits.
-        self.range.clear();
-        self.range.resize(self.cells.len(), (0, 0));
-        self.groups.clear();
-        let mut offset = 0u32;
-        // (cell, children done, inside a group)
-        let mut stack = vec![(0u32, false, false)];
-        while let Some((c, done, grouped)) = stack.pop() {
-            let cell = &self.cells[c as usize];
-            if done {
-                self.range[c as usize].1 = offset;
-                continue;
-            }
-            self.range[c as usize].0 = offset;
-            let group = !grouped && cell.count <= GROUP;
-            if group {
-                self.groups.push((offset, offset + cell.count));
-            } else if !grouped && cell.is_leaf() {
-                // More coincident points than a group holds: in runs (the mask has one bit per point).
-                let end = offset + cell.count;
-                let mut lo = offset;
-                while lo < end {
-                    self.groups.push((lo, end.min(lo + GROUP)));
-                    lo += GROUP;
-                }
-            }
-            if cell.is_leaf() {
-                offset += cell.count;
-                self.range[c as usize].1 = offset;
-                continue;
-            }
-            stack.push((c, true, grouped));
-            for &k in cell.children.iter().rev() {
-                if k != NONE {
-                    stack.push((k, false, grouped || group));
-                }
-            }
-        }
-        // Each leaf's points by index, at its range's start.
-        self.next.clear();
-        self.next.extend(self.range.iter().map(|r| r.0));
+        self.keys.sort_unstable();
         self.order.clear();
-        self.order.resize(xs.len(), 0);
-        for (i, &l) in self.leaf.iter().enumerate() {
-            self.order[self.next[l as usize] as usize] = i as u32;
-            self.next[l as usize] += 1;
+        self.order.extend(self.keys.iter().map(|k| k.1));
+        self.sx.clear();
+        self.sy.clear();
+        self.sx.extend(self.order.iter().map(|&i| xs[i as usize]));
+        self.sy.extend(self.order.iter().map(|&i| ys[i as usize]));
+        self.leaf.clear();
+        self.leaf.resize(n, 0);
+        self.groups.clear();
+        self.cells.clear();
+        if n == 0 {
+            return;
         }
+        self.cells.push(Cell::default());
+        self.split(0, 0, n, 0, false);
     }
 
-    /// The other points of point `i`'s own leaf (coincident ones, or merged at the depth limit), as
-    /// one summary at their centre of mass: `(sum q^2 dx, sum q^2 dy, sum q)`, or zeros when alone.
-    fn own_leaf(&self, i: usize, x: f64, y: f64) -> [f64; 3] {
-        let cell = &self.cells[self.leaf[i] as usize];
+    /// Makes cell `c` the cell of the points `lo..hi` (tree order) at `depth`, and its subtree; returns
+    /// the sums of their positions.
+    fn split(&mut self, c: usize, lo: usize, hi: usize, depth: u32, grouped: bool) -> (f64, f64) {
+        let count = hi - lo;
+        let group = !grouped && count <= GROUP as usize;
+        if group {
+            self.groups.push((lo as u32, hi as u32));
+        }
+        let same_code = self.keys[lo].0 == self.keys[hi - 1].0;
+        // Above the depth limit a leaf may hold points that are not coincident.
+        let leaf = count == 1
+            || depth >= MAX_DEPTH
+            || (same_code
+                && self.sx[lo..hi].iter().all(|&v| v == self.sx[lo])
+                && self.sy[lo..hi].iter().all(|&v| v == self.sy[lo]));
+        if leaf {
+            if !grouped && !group {
+                // More coincident points than a group holds: in runs (the mask has one bit per point).
+                let mut a = lo;
+                while a < hi {
+                    self.groups
+                        .push((a as u32, hi.min(a + GROUP as usize) as u32));
+                    a += GROUP as usize;
+                }
+            }
+            let sum = |v: &[f64]| v.iter().sum::<f64>();
+            let (sx, sy) = (sum(&self.sx[lo..hi]), sum(&self.sy[lo..hi]));
+            self.leaf[lo..hi].iter_mut().for_each(|l| *l = c as u32);
+            self.cells[c] = Cell {
+                mx: sx / count as f64,
+                my: sy / count as f64,
+                count: count as u32,
+                first: lo as u32,
+                depth: depth as u8,
+                kids: 0,
+            };
+            return (sx, sy);
+        }
+        // The range shares the code's digits above this level, so this level's digit (the quadrant)
+        // grows along it.
+        let shift = 2 * (MAX_DEPTH - 1 - depth);
+        let mut bounds = [lo, lo, lo, lo, hi];
+        for (q, b) in bounds.iter_mut().enumerate().take(4).skip(1) {
+            *b = lo + self.keys[lo..hi].partition_point(|k| ((k.0 >> shift) & 3) < q as u128);
+        }
+        let kids = (0..4).filter(|&q| bounds[q] < bounds[q + 1]).count();
+        let first = self.cells.len();
+        self.cells.resize(first + kids, Cell::default());
+        let (mut sx, mut sy) = (0.0, 0.0);
+        let mut k = first;
+        for q in 0..4 {
+            if bounds[q] < bounds[q + 1] {
+                let (a, b) = self.split(k, bounds[q], bounds[q + 1], depth + 1, grouped || group);
+                sx += a;
+                sy += b;
+                k += 1;
+            }
+        }
+        self.cells[c] = Cell {
+            mx: sx / count as f64,
+            my: sy / count as f64,
+            count: count as u32,
+            first: first as u32,
+            depth: depth as u8,
+            kids: kids as u8,
+        };
+        (sx, sy)
+    }
+
+    /// The other points of the leaf of the point at position `k` of the tree order (coincident ones,
+    /// or merged at the depth limit), as one summary at their centre of mass:
+    /// `(sum q^2 dx, sum q^2 dy, sum q)`, or zeros when alone.
+    fn own_leaf(&self, k: usize) -> [f64; 3] {
+        let cell = &self.cells[self.leaf[k] as usize];
         let size = cell.count as f64 - 1.0;
         if size == 0.0 {
             return [0.0; 3];
         }
+        let (x, y) = (self.sx[k], self.sy[k]);
         let dx = x - (cell.mx * cell.count as f64 - x) / size;
         let dy = y - (cell.my * cell.count as f64 - y) / size;
         let q = 1.0 / (1.0 + dx * dx + dy * dy);
         [size * q * q * dx, size * q * q * dy, size * q]
     }
 
-    /// One walk for the group of points `order[lo..hi]`: every cell summarized for at least one of its points, with the
-    /// mask of those points, into `l`. A cell is decided for all active points at once when the
-    /// group's bounding box settles it, else point by point; the points that open it go on to its
-    /// children. A leaf is summarized for the active points other than its own.
+    /// One walk for the group of points `lo..hi` of the tree order: every cell summarized for at
+    /// least one of its points, with the mask of those points, into `l`. A cell is decided for all
+    /// active points at once when the group's bounding box settles it, else point by point; the
+    /// points that open it go on to its children. A leaf is summarized for the active points other
+    /// than its own.
     fn walk(&self, (lo, hi): (u32, u32), l: &mut Lists) {
-        let pts = &self.order[lo as usize..hi as usize];
-        let (px, py) = (&l.px, &l.py);
+        let px = &self.sx[lo as usize..hi as usize];
+        let py = &self.sy[lo as usize..hi as usize];
         let (x0, x1) = px
             .iter()
             .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
@@ -315,37 +288,42 @@ impl Tree {
             .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
                 (a.min(v), b.max(v))
             });
-        let all = if pts.len() == 64 {
-            u64::MAX
-        } else {
-            (1u64 << pts.len()) - 1
-        };
+        let bits = |w: u32| if w >= 64 { u64::MAX } else { (1u64 << w) - 1 };
+        // The origin of the f32 positions.
+        let (ox, oy) = (px[0], py[0]);
+        l.px.clear();
+        l.py.clear();
+        l.px.extend(px.iter().map(|&v| (v - ox) as f32));
+        l.py.extend(py.iter().map(|&v| (v - oy) as f32));
+        // Padded with the first point (masked out).
+        l.gx.resize(GROUP as usize, 0.0);
+        l.gy.resize(GROUP as usize, 0.0);
+        for a in 0..GROUP as usize {
+            l.gx[a] = px.get(a).copied().unwrap_or(ox);
+            l.gy[a] = py.get(a).copied().unwrap_or(oy);
+        }
         l.x.clear();
         l.y.clear();
         l.size.clear();
         l.mask.clear();
         l.walk.clear();
-        l.walk.push((0, all));
+        l.walk.push((0, bits(hi - lo)));
         while let Some((c, mask)) = l.walk.pop() {
-            let cu = c as usize;
-            let cell = &self.cells[cu];
+            let cell = self.cells[c as usize];
             let mut take = |m: u64| {
-                l.x.push(cell.mx);
-                l.y.push(cell.my);
-                l.size.push(cell.count as f64);
+                l.x.push((cell.mx - ox) as f32);
+                l.y.push((cell.my - oy) as f32);
+                l.size.push(cell.count as f32);
                 l.mask.push(m);
             };
             if cell.is_leaf() {
-                let mut m = mask;
-                let (a, b) = self.range[cu];
-                if a < hi && lo < b {
-                    // Points of the group whose own leaf this is.
-                    for (a, &i) in pts.iter().enumerate() {
-                        if self.leaf[i as usize] == c {
-                            m &= !(1u64 << a);
-                        }
-                    }
-                }
+                // The group's points in this leaf: where the two ranges of the tree order meet.
+                let (a, b) = (cell.first.max(lo), (cell.first + cell.count).min(hi));
+                let m = if a < b {
+                    mask & !(bits(b - a) << (a - lo))
+                } else {
+                    mask
+                };
                 if m != 0 {
                     take(m);
                 }
@@ -355,65 +333,85 @@ impl Tree {
             let far = |v: f64, a: f64, b: f64| (v - a).abs().max((b - v).abs());
             let (gx, gy) = (gap(cell.mx, x0, x1), gap(cell.my, y0, y1));
             let (fx, fy) = (far(cell.mx, x0, x1), far(cell.my, y0, y1));
-            let reach = self.reach[cu];
+            let reach = self.reach[cell.depth as usize];
             let accept = if reach < gx * gx + gy * gy {
                 mask
             } else if reach >= fx * fx + fy * fy {
                 0
             } else {
-                let mut acc = 0u64;
-                let mut rest = mask;
-                while rest != 0 {
-                    let a = rest.trailing_zeros() as usize;
-                    rest &= rest - 1;
-                    let (dx, dy) = (px[a] - cell.mx, py[a] - cell.my);
-                    if reach < dx * dx + dy * dy {
-                        acc |= 1u64 << a;
-                    }
-                }
-                acc
+                beyond(&l.gx, &l.gy, cell.mx, cell.my, reach) & mask
             };
             if accept != 0 {
                 take(accept);
             }
             let open = mask & !accept;
             if open != 0 {
-                for &k in cell.children.iter().rev() {
-                    if k != NONE {
-                        l.walk.push((k, open));
-                    }
+                for k in (cell.first..cell.first + u32::from(cell.kids)).rev() {
+                    l.walk.push((k, open));
                 }
             }
         }
     }
 }
 
-/// A group's scratch: its points' positions, the cells summarized for them with their point masks,
-/// and the sums.
+/// A group's scratch: the cells summarized for its points with their point masks, and the sums.
+/// Positions are in f32 relative to the group's first point (see [`cell_sums`]).
 #[derive(Default)]
 struct Lists {
-    px: Vec<f64>,
-    py: Vec<f64>,
-    x: Vec<f64>,
-    y: Vec<f64>,
-    size: Vec<f64>,
+    x: Vec<f32>,
+    y: Vec<f32>,
+    size: Vec<f32>,
     mask: Vec<u64>,
     walk: Vec<(u32, u64)>,
-    t: Vec<f64>,
+    /// The group's points in f64, padded to [`GROUP`].
+    gx: Vec<f64>,
+    gy: Vec<f64>,
+    px: Vec<f32>,
+    py: Vec<f32>,
+    t: Vec<f32>,
     sums: Vec<f64>,
 }
 
 simd_kernel! {
-    /// For each point `a` at `(px[a], py[a])`: `(sum s q^2 dx, sum s q^2 dy, sum s q)` over the cells
-    /// `(cx, cy, s)` whose mask has bit `a`, `q = 1 / (1 + dx^2 + dy^2)`, `d = p - c`, into
-    /// `out[3a..3a + 3]`; lanes merged in order. The cells come in whole blocks of [`LANES`] (the
-    /// caller pads with empty ones); `t` is scratch of `3 m` values. Written as an element-wise pass
-    /// and three lane sums, each simple enough for the compiler to vectorize.
-    fn cell_sums(
+    /// The mask of the points `a` with `reach < |p_a - m|^2`, the summary criterion of a cell with
+    /// centre of mass `m`: all points at once, without a branch per point.
+    fn beyond(
         px: &[f64],
         py: &[f64],
-        cells: (&[f64], &[f64], &[f64], &[u64]),
-        t: &mut [f64],
+        mx: f64,
+        my: f64,
+        reach: f64,
+    ) -> u64 {
+        let (px, py) = (&px[..GROUP as usize], &py[..GROUP as usize]);
+        let mut m = 0u64;
+        for a in 0..GROUP as usize {
+            let (dx, dy) = (px[a] - mx, py[a] - my);
+            m |= u64::from(reach < dx * dx + dy * dy) << a;
+        }
+        m
+    }
+}
+
+/// Lanes of the f32 cell sums.
+const LANES32: usize = 16;
+
+simd_kernel! {
+    /// For each point `a` at `(px[a], py[a])`: `(sum s q^2 dx, sum s q^2 dy, sum s q)` over the cells
+    /// `(cx, cy, s)` whose mask has bit `a`, `q = 1 / (1 + dx^2 + dy^2)`, `d = p - c`, into
+    /// `out[3a..3a + 3]`. The cells come in whole blocks of [`LANES32`] (the caller pads with empty
+    /// ones); `t` is scratch of `3 m` values. Written as an element-wise pass and three lane sums,
+    /// each simple enough for the compiler to vectorize.
+    ///
+    /// Each term in f32, as scikit-learn computes them all, its sums in f64 lanes merged in order.
+    /// The positions are relative to a point of the group, so `d` loses no more than a rounding of
+    /// its own length (a cell's relative position is about `d` itself, a point's at most the
+    /// group's extent): terms within about 1e-7 of their f64 values. Sizes are exact in f32 up to
+    /// `2^24` points.
+    fn cell_sums(
+        px: &[f32],
+        py: &[f32],
+        cells: (&[f32], &[f32], &[f32], &[u64]),
+        t: &mut [f32],
         out: &mut [f64],
     ) -> () {
         let (cx, cy, cs, cm) = cells;
@@ -426,8 +424,8 @@ simd_kernel! {
             for j in 0..m {
                 // The size where bit `a` is set, else +0.0: integer masking keeps the loop
                 // branch-free.
-                let keep = 0u64.wrapping_sub((cm[j] >> shift) & 1);
-                let w = f64::from_bits(cs[j].to_bits() & keep);
+                let keep = 0u32.wrapping_sub(((cm[j] >> shift) & 1) as u32);
+                let w = f32::from_bits(cs[j].to_bits() & keep);
                 let (dx, dy) = (xi - cx[j], yi - cy[j]);
                 let q = 1.0 / (1.0 + dx * dx + dy * dy);
                 let sq = w * q;
@@ -436,13 +434,13 @@ simd_kernel! {
                 tz[j] = sq;
             }
             for (k, v) in [&*tx, &*ty, &*tz].into_iter().enumerate() {
-                let mut acc = [0.0; LANES];
-                for c in v.chunks_exact(LANES) {
-                    for l in 0..LANES {
-                        acc[l] += c[l];
+                let mut acc = [0.0f64; LANES32];
+                for c in v.chunks_exact(LANES32) {
+                    for l in 0..LANES32 {
+                        acc[l] += f64::from(c[l]);
                     }
                 }
-                out[3 * a + k] = vexp::merge(&acc);
+                out[3 * a + k] = acc.iter().sum();
             }
         }
     }
@@ -467,7 +465,7 @@ impl RepulsionForces for BarnesHutRepulsion {
         let n = self.xs.len();
         self.sorted.clear();
         self.sorted.resize(2 * n, 0.0);
-        let (tree, xs, ys) = (&self.tree, &self.xs, &self.ys);
+        let tree = &self.tree;
         // Each group's slice of the sorted forces.
         let mut parts = Vec::with_capacity(tree.groups.len());
         let mut rest = &mut self.sorted[..];
@@ -479,21 +477,16 @@ impl RepulsionForces for BarnesHutRepulsion {
         let z: Vec<f64> = parts
             .into_par_iter()
             .map_init(Lists::default, |l, (g, f)| {
-                let (lo, hi) = g;
-                let pts = &tree.order[lo as usize..hi as usize];
-                l.px.clear();
-                l.py.clear();
-                l.px.extend(pts.iter().map(|&i| xs[i as usize]));
-                l.py.extend(pts.iter().map(|&i| ys[i as usize]));
+                let (lo, hi) = (g.0 as usize, g.1 as usize);
                 tree.walk(g, l);
-                while l.x.len() % LANES != 0 {
+                while l.x.len() % LANES32 != 0 {
                     l.x.push(0.0);
                     l.y.push(0.0);
                     l.size.push(0.0);
                     l.mask.push(0);
                 }
                 l.sums.clear();
-                l.sums.resize(3 * pts.len(), 0.0);
+                l.sums.resize(3 * (hi - lo), 0.0);
                 l.t.resize(3 * l.x.len(), 0.0);
                 cell_sums(
                     &l.px,
@@ -503,8 +496,8 @@ impl RepulsionForces for BarnesHutRepulsion {
                     &mut l.sums,
                 );
                 let mut z = 0.0;
-                for (a, &i) in pts.iter().enumerate() {
-                    let [ex, ey, ez] = tree.own_leaf(i as usize, l.px[a], l.py[a]);
+                for a in 0..hi - lo {
+                    let [ex, ey, ez] = tree.own_leaf(lo + a);
                     f[2 * a] = l.sums[3 * a] + ex;
                     f[2 * a + 1] = l.sums[3 * a + 1] + ey;
                     z += l.sums[3 * a + 2] + ez;
@@ -518,12 +511,24 @@ impl RepulsionForces for BarnesHutRepulsion {
         }
         z.iter().sum()
     }
+
+    fn locality_order(&self) -> Option<&[u32]> {
+        Some(&self.tree.order)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::optimize::{ExactRepulsion, relative_error};
     use super::*;
+
+    impl Tree {
+        /// The leaf of point `i`.
+        fn leaf_of(&self, i: usize) -> &Cell {
+            let k = self.order.iter().position(|&v| v as usize == i).unwrap();
+            &self.cells[self.leaf[k] as usize]
+        }
+    }
 
     /// Every point inserted once, counts and centres of mass consistent, and the forces near the exact
     /// sums (Barnes-Hut at theta 0.5 is within a few per cent), with exact duplicates handled.
@@ -552,16 +557,17 @@ mod tests {
         assert_eq!(t.cells[0].count as usize, n);
         for c in &t.cells {
             if !c.is_leaf() {
-                let s: u32 = c
-                    .children
-                    .iter()
-                    .filter(|&&k| k != NONE)
-                    .map(|&k| t.cells[k as usize].count)
-                    .sum();
+                let kids = &t.cells[c.first as usize..][..usize::from(c.kids)];
+                let s: u32 = kids.iter().map(|k| k.count).sum();
                 assert_eq!(s, c.count);
+                // Children in tree order, each at the next level.
+                assert!(kids.iter().all(|k| k.depth == c.depth + 1));
             }
         }
-        assert_eq!(t.cells[t.leaf[0] as usize].count, 6);
+        let mut seen = t.order.clone();
+        seen.sort_unstable();
+        assert!(seen.iter().enumerate().all(|(i, &v)| v as usize == i));
+        assert_eq!(t.leaf_of(0).count, 6);
         let (mut a, mut b) = (vec![0.0; 2 * n], vec![0.0; 2 * n]);
         let za = BarnesHutRepulsion::default().forces(&y, &mut a);
         let zb = ExactRepulsion::default().forces(&y, &mut b);
@@ -586,8 +592,8 @@ mod tests {
         let (xs, ys): (Vec<f64>, Vec<f64>) = tiny.iter().copied().unzip();
         let mut t = Tree::default();
         t.build(&xs, &ys);
-        assert_eq!(t.leaf[0], t.leaf[2]);
-        assert_ne!(t.leaf[0], t.leaf[3]);
+        assert_eq!(t.leaf_of(0).first, t.leaf_of(2).first);
+        assert_ne!(t.leaf_of(0).first, t.leaf_of(3).first);
         let mut pts = vec![(-3.0, -2.0), (4.0, 5.0), (0.7, -1.1)];
         for &base in &[0.1f64, 1.0 / 3.0, 0.7] {
             for _ in 0..3 {
@@ -602,10 +608,13 @@ mod tests {
         t.build(&xs, &ys);
         assert_eq!(t.cells[0].count as usize, pts.len());
         for (i, &(x, y)) in pts.iter().enumerate() {
-            let leaf = &t.cells[t.leaf[i] as usize];
+            let leaf = t.leaf_of(i);
             assert!(leaf.is_leaf());
+            let (a, b) = (leaf.first as usize, (leaf.first + leaf.count) as usize);
+            assert!(t.order[a..b].contains(&(i as u32)), "point {i}");
+            let coincident = (a..b).all(|k| t.sx[k] == x && t.sy[k] == y);
             assert!(
-                leaf.depth >= MAX_DEPTH || (leaf.fx == x && leaf.fy == y),
+                u32::from(leaf.depth) >= MAX_DEPTH || coincident,
                 "point {i}"
             );
         }
