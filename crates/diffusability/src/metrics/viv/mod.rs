@@ -12,14 +12,14 @@
 //! `viv_total_variance` (`T / D`), `viv_anisotropy`, `viv_logit_normal`, and the opt-in
 //! `viv_marginal`. Details under `viv`: `conditioning` (`class` or `unconditional`, with a `note`
 //! without labels), `classes`, `classes_skipped` and `skipped` (label, size, reason), `flip_flop`
-//! (ridge, tol, max_sweeps, precision: `mixed` or `f64` (see `viv_precision`), start: `identity` or `pooled`, start_classes: the labels whose mean
-//! spatial factor started the other classes' fits, see [`START_POOL`]), `time_weighting`
-//! (logit-normal mean, std, Gauss-Hermite nodes), `curve` (`V(t)` averaged over classes at
-//! `t = 0, 0.01, ..., 1`) and `per_class` (label, n, viv,
-//! total_variance, anisotropy, logit_normal, sweeps, sweeps_f32 (of those, the sweeps run in f32), converged, ridge_c, ridge_s: the ridge added to
-//! each final factor, 0 when none). Under `viv_marginal`: value, std_error, samples_per_node, nodes,
-//! classes, conditional (the exact class-conditional part), plain (the estimate without control
-//! variate) and curve (`V_marg` at the nodes).
+//! (ridge, tol, max_sweeps, precision: `mixed` or `f64` (see `viv_precision`), start: `identity` or
+//! `pooled`, start_classes: the labels whose mean spatial factor started the other classes' fits, see
+//! [`START_POOL`]), `time_weighting` (logit-normal mean, std, Gauss-Hermite nodes), `curve` (`V(t)`
+//! averaged over classes at `t = 0, 0.01, ..., 1`) and `per_class` (label, n, viv, total_variance,
+//! anisotropy, logit_normal, sweeps, sweeps_f32 (of those, the sweeps run in f32), converged, ridge_c,
+//! ridge_s: the ridge added to each final factor, 0 when none). Under `viv_marginal`: value,
+//! std_error, samples_per_node, nodes, classes, conditional (the exact class-conditional part), plain
+//! (the estimate without control variate) and curve (`V_marg` at the nodes).
 //!
 //! Classes are fitted in parallel (rayon, faer sequential inside each) and merged in class order, so
 //! every number is the same for any thread count.

@@ -18,8 +18,8 @@
 //! scikit-learn's arithmetic there is).
 //!
 //! Speed: the points are visited in groups (the largest cells of at most [`GROUP`] points, and runs of
-//! at most [`GROUP`] points of a larger leaf of coincident points). One walk
-//! of the tree per group decides each cell for all the group's points at once where the group's
+//! at most [`GROUP`] points of a larger leaf of coincident points). One walk of the tree per group
+//! decides each cell for all the group's points at once where the group's
 //! bounding box settles it (summarized for all, or opened for all), and point by point otherwise; a
 //! cell summarized for only some points carries their mask, and the others go on to its children.
 //! The summarized cells form one list that the group's points sum over in SIMD lanes, each counting
@@ -28,8 +28,8 @@
 //!
 //! The tree is built sequentially from a sort of the points by Morton code (`O(n log n)`, a small
 //! share of an iteration; see [`Tree`]), which leaves every cell's and every group's points
-//! contiguous; the groups are processed in parallel, each point's sums in one fixed order, so results are identical for any
-//! thread count.
+//! contiguous; the groups are processed in parallel, each point's sums in one fixed order, so results
+//! are identical for any thread count.
 
 use super::super::vexp::simd_kernel;
 use super::optimize::{RepulsionForces, split_columns};
@@ -63,6 +63,18 @@ struct Cell {
 }
 
 impl Cell {
+    /// The cell of `count` points whose positions sum to `(sx, sy)`.
+    fn of(sx: f64, sy: f64, count: usize, first: usize, depth: u32, kids: usize) -> Cell {
+        Cell {
+            mx: sx / count as f64,
+            my: sy / count as f64,
+            count: count as u32,
+            first: first as u32,
+            depth: depth as u8,
+            kids: kids as u8,
+        }
+    }
+
     fn is_leaf(&self) -> bool {
         self.kids == 0
     }
@@ -213,14 +225,7 @@ impl Tree {
             let sum = |v: &[f64]| v.iter().sum::<f64>();
             let (sx, sy) = (sum(&self.sx[lo..hi]), sum(&self.sy[lo..hi]));
             self.leaf[lo..hi].iter_mut().for_each(|l| *l = c as u32);
-            self.cells[c] = Cell {
-                mx: sx / count as f64,
-                my: sy / count as f64,
-                count: count as u32,
-                first: lo as u32,
-                depth: depth as u8,
-                kids: 0,
-            };
+            self.cells[c] = Cell::of(sx, sy, count, lo, depth, 0);
             return (sx, sy);
         }
         // The range shares the code's digits above this level, so this level's digit (the quadrant)
@@ -243,14 +248,7 @@ impl Tree {
                 k += 1;
             }
         }
-        self.cells[c] = Cell {
-            mx: sx / count as f64,
-            my: sy / count as f64,
-            count: count as u32,
-            first: first as u32,
-            depth: depth as u8,
-            kids: kids as u8,
-        };
+        self.cells[c] = Cell::of(sx, sy, count, first, depth, kids);
         (sx, sy)
     }
 
