@@ -544,4 +544,62 @@ mod tests {
             assert!(err < tol_f, "scale {scale}: relative force error {err}");
         }
     }
+
+    /// Renumbering moves whole rows and keeps each row's entries in order: the attraction on every
+    /// point is the same, bit for bit, as before (an independent direct sum checks the value).
+    #[test]
+    fn renumbering_keeps_the_attraction() {
+        let n = 300;
+        let y = map(0.3)[..2 * n].to_vec();
+        // A sparse symmetric-looking P: each row lists 7 other points, in increasing index.
+        let mut p = Csr {
+            n,
+            indptr: vec![0],
+            indices: Vec::new(),
+            values: Vec::new(),
+        };
+        for i in 0..n {
+            let mut row: Vec<u32> = (1..8).map(|k| ((i * 37 + k * 101) % n) as u32).collect();
+            row.sort_unstable();
+            row.dedup();
+            row.retain(|&j| j as usize != i);
+            for &j in &row {
+                p.indices.push(j);
+                p.values
+                    .push(1.0 / (1.0 + ((i + j as usize) % 13) as f64) / n as f64);
+            }
+            p.indptr.push(p.indices.len());
+        }
+        let att = Attraction::new(&p);
+        let mut before = vec![0.0; 2 * n];
+        att.forces(&y, 12.0, &mut before);
+        for i in [0, 17, n - 1] {
+            let (mut fx, mut fy) = (0.0, 0.0);
+            for t in p.indptr[i]..p.indptr[i + 1] {
+                let j = p.indices[t] as usize;
+                let (dx, dy) = (y[2 * i] - y[2 * j], y[2 * i + 1] - y[2 * j + 1]);
+                let w = f64::from(p.values[t] as f32) / (1.0 + dx * dx + dy * dy);
+                fx += w * dx;
+                fy += w * dy;
+            }
+            assert!((before[2 * i] - 12.0 * fx).abs() <= 1e-12 * fx.abs().max(1e-300));
+            assert!((before[2 * i + 1] - 12.0 * fy).abs() <= 1e-12 * fy.abs().max(1e-300));
+        }
+        // A permutation, applied twice (renumbering composes).
+        let ord: Vec<u32> = (0..n as u32).map(|k| (k * 7 + 3) % n as u32).collect();
+        let mut att = att;
+        let mut yp = y.clone();
+        for _ in 0..2 {
+            att.renumber(&ord);
+            permute_rows(&mut yp, &ord);
+        }
+        let mut after = vec![0.0; 2 * n];
+        att.forces(&yp, 12.0, &mut after);
+        for (k, &i) in att.original.iter().enumerate() {
+            let i = i as usize;
+            assert_eq!(yp[2 * k], y[2 * i]);
+            assert_eq!(after[2 * k], before[2 * i]);
+            assert_eq!(after[2 * k + 1], before[2 * i + 1]);
+        }
+    }
 }
