@@ -1,18 +1,22 @@
 //! Benchmark of the VIV family on a memory-mapped `.npy` file (run by `bench/viv.py`).
 //!
 //! ```text
-//! cargo bench -p diffusability --bench viv -- LATENTS.npy LABELS.npy [--threads N] [--marginal]
+//! cargo bench -p diffusability --bench viv -- LATENTS.npy LABELS.npy [--threads N] [--marginal] [--reference]
 //! ```
 //!
 //! Prints one JSON object: wall and CPU seconds of the five default keys (and, with `--marginal`, of a
 //! run that adds `viv_marginal`), the values, the mean flip-flop sweeps, and the peak resident memory
-//! (`VmHWM`, which includes the pages of the memory-mapped input that were touched).
+//! (`VmHWM`, which includes the pages of the memory-mapped input that were touched). With
+//! `--reference`, also a run with `viv_precision = f64` (every class from `Sigma_S = I`, all sweeps in
+//! f64: the iteration of metrics.md section 1 as written) and the largest relative difference of the
+//! default keys and of the per-class VIVs between the two.
 //!
 //! The `.npy` reader here is deliberately minimal (little-endian f32 latents and i64/i32 labels in C
 //! order, version 1 or 2 headers): the library's own reader lives elsewhere and this benchmark must not
 //! depend on it.
 
 use diffusability::data::{Dataset, Labels, Latents, Segment, Source};
+use diffusability::metrics::params::ParamValue;
 use diffusability::metrics::{RunOptions, Selection, run};
 use diffusability::par::Threads;
 use diffusability::progress::Silent;
@@ -122,12 +126,17 @@ fn peak_rss_mb() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-fn timed_run(ds: &Dataset, keys: &[&str], threads: usize) -> Value {
-    let opts = RunOptions {
+fn timed_run(ds: &Dataset, keys: &[&str], threads: usize, f64_reference: bool) -> Value {
+    let mut opts = RunOptions {
         selection: Selection::List(keys.iter().map(|s| s.to_string()).collect()),
         threads: Threads(threads),
         ..Default::default()
     };
+    if f64_reference {
+        opts.overrides
+            .0
+            .insert("viv_precision", ParamValue::Str("f64".into()));
+    }
     let (t, cpu) = (Instant::now(), cpu_seconds());
     let report = run(ds, &opts, &Silent).expect("the run succeeds");
     let wall = t.elapsed().as_secs_f64();
@@ -144,6 +153,10 @@ fn timed_run(ds: &Dataset, keys: &[&str], threads: usize) -> Value {
         .iter()
         .filter_map(|p| p["sweeps_f32"].as_f64())
         .collect();
+    let per_class_viv: Vec<f64> = per_class
+        .iter()
+        .filter_map(|p| p["viv"].as_f64())
+        .collect();
     json!({
         "wall_s": wall,
         "cpu_s": cpu,
@@ -155,7 +168,34 @@ fn timed_run(ds: &Dataset, keys: &[&str], threads: usize) -> Value {
         "warnings": report.warnings,
         "marginal": report.details.get("viv_marginal").cloned().unwrap_or(Value::Null),
         "peak_rss_mb": peak_rss_mb(),
+        "per_class_viv": per_class_viv,
     })
+}
+
+/// The largest relative difference between two runs' default keys and between their per-class VIVs.
+fn agreement(a: &Value, b: &Value) -> Value {
+    let rel = |x: f64, y: f64| (x - y).abs() / y.abs().max(f64::MIN_POSITIVE);
+    let keys = a["metrics"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k, rel(v.as_f64()?, b["metrics"][k].as_f64()?))))
+                .fold(0.0f64, |w, (_, r)| w.max(r))
+        })
+        .unwrap_or(f64::NAN);
+    let (pa, pb) = (
+        a["per_class_viv"].as_array().cloned().unwrap_or_default(),
+        b["per_class_viv"].as_array().cloned().unwrap_or_default(),
+    );
+    let per_class = if pa.len() == pb.len() {
+        pa.iter()
+            .zip(&pb)
+            .filter_map(|(x, y)| Some(rel(x.as_f64()?, y.as_f64()?)))
+            .fold(0.0f64, f64::max)
+    } else {
+        f64::NAN
+    };
+    json!({"keys_max_rel": keys, "per_class_viv_max_rel": per_class})
 }
 
 fn main() {
@@ -166,6 +206,7 @@ fn main() {
     let mut files = Vec::new();
     let mut threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut marginal = false;
+    let mut reference = false;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
@@ -174,6 +215,7 @@ fn main() {
                 threads = args[i].parse().expect("--threads N");
             }
             "--marginal" => marginal = true,
+            "--reference" => reference = true,
             a => files.push(a.to_string()),
         }
         i += 1;
@@ -181,7 +223,7 @@ fn main() {
     assert_eq!(
         files.len(),
         2,
-        "usage: viv LATENTS.npy LABELS.npy [--threads N] [--marginal]"
+        "usage: viv LATENTS.npy LABELS.npy [--threads N] [--marginal] [--reference]"
     );
     let t = Instant::now();
     let latents = load_latents(&files[0]);
@@ -202,7 +244,7 @@ fn main() {
         "viv_anisotropy",
         "viv_logit_normal",
     ];
-    let default = timed_run(&ds, &keys, threads);
+    let default = timed_run(&ds, &keys, threads, false);
     let mut out = json!({
         "shape": [sh.n, sh.c, sh.h, sh.w],
         "input_mb": (sh.n * sh.d() * 4) as f64 / (1024.0 * 1024.0),
@@ -213,7 +255,18 @@ fn main() {
     if marginal {
         let mut all = keys.to_vec();
         all.push("viv_marginal");
-        out["with_marginal"] = timed_run(&ds, &all, threads);
+        out["with_marginal"] = timed_run(&ds, &all, threads, false);
+    }
+    if reference {
+        let f64_run = timed_run(&ds, &keys, threads, true);
+        out["agreement_with_f64"] = agreement(&out["default"], &f64_run);
+        out["f64_reference"] = f64_run;
+    }
+    // The per-class values served the agreement only.
+    for run in ["default", "with_marginal", "f64_reference"] {
+        if let Some(o) = out.get_mut(run).and_then(Value::as_object_mut) {
+            o.remove("per_class_viv");
+        }
     }
     println!("{}", serde_json::to_string_pretty(&out).unwrap());
 }

@@ -29,6 +29,7 @@ use crate::linalg;
 use faer::{Accum, Mat, MatMut, MatRef};
 use rayon::prelude::*;
 use std::ops::Range;
+use std::sync::Mutex;
 
 /// Samples per chunk of a class.
 pub const CHUNK: usize = 256;
@@ -45,17 +46,37 @@ pub struct Residuals<'a> {
     /// The class mean `M_k` (`D` values, `[c][s]`).
     mean: Vec<f64>,
     source: Source<'a>,
+    /// Buffers of a single-chunk class, kept across sweeps (a sweep would otherwise allocate and
+    /// zero-fill several chunk-sized buffers); classes of several chunks give each parallel worker
+    /// its own.
+    scratch: Mutex<Scratch>,
 }
 
 enum Source<'a> {
     /// Residual chunks in `[c][n][s]` order, and their f32 roundings once
     /// [`Residuals::keep_f32`] has made them (else empty).
     Cached(Vec<Vec<f64>>, Vec<Vec<f32>>),
+    /// The f32 roundings of the residual chunks only ([`Residuals::from_normalized_f32`]); the f64
+    /// residuals are re-read from the latents when an f64 product needs them.
+    Single {
+        r32: Vec<Vec<f32>>,
+        z: Normalized<'a>,
+        members: &'a [usize],
+    },
     /// Samples re-read (and normalized) from the latents.
     Stream {
         z: Normalized<'a>,
         members: &'a [usize],
     },
+}
+
+/// Scratch buffers of one worker of [`Residuals::reduce64`] / [`Residuals::reduce32`].
+#[derive(Default)]
+struct Scratch {
+    raw: Vec<f32>,
+    read64: Vec<f64>,
+    read32: Vec<f32>,
+    work: Work,
 }
 
 impl<'a> Residuals<'a> {
@@ -71,6 +92,24 @@ impl<'a> Residuals<'a> {
         z: Normalized<'a>,
         members: &'a [usize],
         cache_values: usize,
+    ) -> Residuals<'a> {
+        Residuals::build(z, members, cache_values, false)
+    }
+
+    /// As [`Residuals::from_normalized`] for the f32 sweeps of [`Precision::Mixed`]: a class that
+    /// fits in [`CACHE_VALUES`] keeps only the f32 roundings of its residuals (the values
+    /// [`Residuals::keep_f32`] would make, half the memory of the f64 ones and no conversion pass),
+    /// and re-reads its samples for the rare f64 products. The fits are bit-identical to those of
+    /// [`Residuals::from_normalized`] with [`Residuals::keep_f32`].
+    pub fn from_normalized_f32(z: Normalized<'a>, members: &'a [usize]) -> Residuals<'a> {
+        Residuals::build(z, members, CACHE_VALUES, true)
+    }
+
+    fn build(
+        z: Normalized<'a>,
+        members: &'a [usize],
+        cache_values: usize,
+        single: bool,
     ) -> Residuals<'a> {
         let sh = z.shape();
         let (c, s, d, n) = (sh.c, sh.s(), sh.d(), members.len());
@@ -97,6 +136,15 @@ impl<'a> Residuals<'a> {
             }
             a
         };
+        let residuals = |mean: Vec<f64>, source: Source<'a>| Residuals {
+            c,
+            s,
+            n,
+            chunks: chunks.clone(),
+            mean,
+            source,
+            scratch: Mutex::new(Scratch::default()),
+        };
         if cache {
             let raw: Vec<Vec<f32>> = chunks
                 .iter()
@@ -108,21 +156,26 @@ impl<'a> Residuals<'a> {
                 .collect();
             let total = raw.iter().map(|b| sums(b)).reduce(add).unwrap_or_default();
             let mean: Vec<f64> = total.iter().map(|x| x / n as f64).collect();
-            let cached = raw
-                .iter()
-                .map(|b| {
-                    let mut out = Vec::new();
-                    centre_transpose(b, &mean, c, s, &mut out);
-                    out
-                })
-                .collect();
-            Residuals {
-                c,
-                s,
-                n,
-                chunks,
-                mean,
-                source: Source::Cached(cached, Vec::new()),
+            if single {
+                let r32 = raw
+                    .iter()
+                    .map(|b| {
+                        let mut out = Vec::new();
+                        centre_transpose(b, &mean, c, s, &mut out, |v| v as f32);
+                        out
+                    })
+                    .collect();
+                residuals(mean, Source::Single { r32, z, members })
+            } else {
+                let cached = raw
+                    .iter()
+                    .map(|b| {
+                        let mut out = Vec::new();
+                        centre_transpose(b, &mean, c, s, &mut out, |v| v);
+                        out
+                    })
+                    .collect();
+                residuals(mean, Source::Cached(cached, Vec::new()))
             }
         } else {
             let parts: Vec<Vec<f64>> = chunks
@@ -134,14 +187,7 @@ impl<'a> Residuals<'a> {
                 .collect();
             let total = parts.into_iter().reduce(add).unwrap_or_default();
             let mean = total.iter().map(|x| x / n as f64).collect();
-            Residuals {
-                c,
-                s,
-                n,
-                chunks,
-                mean,
-                source: Source::Stream { z, members },
-            }
+            residuals(mean, Source::Stream { z, members })
         }
     }
 
@@ -172,7 +218,14 @@ impl<'a> Residuals<'a> {
             .iter()
             .map(|r| {
                 let mut out = Vec::new();
-                centre_transpose(&rows[r.start * d..r.end * d], &mean, c, s, &mut out);
+                centre_transpose(
+                    &rows[r.start * d..r.end * d],
+                    &mean,
+                    c,
+                    s,
+                    &mut out,
+                    |v| v,
+                );
                 out
             })
             .collect();
@@ -183,6 +236,7 @@ impl<'a> Residuals<'a> {
             chunks,
             mean,
             source: Source::Cached(cached, Vec::new()),
+            scratch: Mutex::new(Scratch::default()),
         }
     }
 
@@ -214,50 +268,88 @@ impl<'a> Residuals<'a> {
         }
     }
 
-    /// Runs `f` on every chunk's residuals (`[c][n][s]` in f64 and, when kept, in f32; its sample
-    /// count; a scratch buffer) and adds the results in chunk order. Chunks run in parallel when
-    /// there are several.
-    fn reduce<F>(&self, f: F) -> Mat<f64>
-    where
-        F: Fn(&[f64], Option<&[f32]>, usize, &mut Work) -> Mat<f64> + Sync,
-    {
-        struct Scratch {
-            raw: Vec<f32>,
-            read: Vec<f64>,
-            work: Work,
+    /// Reads chunk `k`'s samples from the latents into `sc.raw`.
+    fn read(&self, z: &Normalized<'_>, members: &[usize], k: usize, raw: &mut Vec<f32>) {
+        let d = self.c * self.s;
+        let nk = self.chunks[k].len();
+        if raw.len() != nk * d {
+            raw.resize(nk * d, 0.0);
         }
-        let new = || Scratch {
-            raw: Vec::new(),
-            read: Vec::new(),
-            work: Work::default(),
-        };
-        let run = |k: usize, sc: &mut Scratch| -> Mat<f64> {
-            let nk = self.chunks[k].len();
-            match &self.source {
-                Source::Cached(v, v32) => f(&v[k], v32.get(k).map(|x| &x[..]), nk, &mut sc.work),
-                Source::Stream { z, members } => {
-                    let d = self.c * self.s;
-                    sc.raw.resize(nk * d, 0.0);
-                    for (j, &i) in members[self.chunks[k].clone()].iter().enumerate() {
-                        z.sample_into(i, &mut sc.raw[j * d..(j + 1) * d]);
-                    }
-                    centre_transpose(&sc.raw, &self.mean, self.c, self.s, &mut sc.read);
-                    f(&sc.read, None, nk, &mut sc.work)
-                }
-            }
-        };
-        let parts: Vec<Mat<f64>> = if self.chunks.len() == 1 {
-            vec![run(0, &mut new())]
-        } else {
-            (0..self.chunks.len())
-                .into_par_iter()
-                .map_init(new, |sc, k| run(k, sc))
-                .collect()
-        };
-        parts
+        for (j, &i) in members[self.chunks[k].clone()].iter().enumerate() {
+            z.sample_into(i, &mut raw[j * d..(j + 1) * d]);
+        }
+    }
+
+    /// Runs `run(k, scratch)` for every chunk `k` and adds the results in chunk order: a single
+    /// chunk with the class's kept scratch, several in parallel with a scratch per worker.
+    fn over_chunks<F>(&self, run: F) -> Mat<f64>
+    where
+        F: Fn(usize, &mut Scratch) -> Mat<f64> + Sync,
+    {
+        if self.chunks.len() == 1 {
+            // The lock is never contended: a class's products run one after another.
+            let mut sc = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+            return run(0, &mut sc);
+        }
+        (0..self.chunks.len())
+            .into_par_iter()
+            .map_init(Scratch::default, |sc, k| run(k, sc))
+            .collect::<Vec<Mat<f64>>>()
             .into_iter()
             .reduce(|a, b| a + b)
             .expect("a class has at least one chunk")
+    }
+
+    /// Runs `f` on every chunk's f64 residuals (`[c][n][s]`; its sample count; scratch buffers)
+    /// and adds the results in chunk order.
+    fn reduce64<F>(&self, f: F) -> Mat<f64>
+    where
+        F: Fn(&[f64], usize, &mut Work) -> Mat<f64> + Sync,
+    {
+        self.over_chunks(|k, sc| {
+            let nk = self.chunks[k].len();
+            let Scratch {
+                raw, read64, work, ..
+            } = sc;
+            match &self.source {
+                Source::Cached(v, _) => f(&v[k], nk, work),
+                Source::Single { z, members, .. } | Source::Stream { z, members } => {
+                    self.read(z, members, k, raw);
+                    centre_transpose(raw, &self.mean, self.c, self.s, read64, |v| v);
+                    f(read64, nk, work)
+                }
+            }
+        })
+    }
+
+    /// As [`Residuals::reduce64`] with the residuals rounded to f32 (the kept roundings where
+    /// there are some).
+    fn reduce32<F>(&self, f: F) -> Mat<f64>
+    where
+        F: Fn(&[f32], usize, &mut Work) -> Mat<f64> + Sync,
+    {
+        self.over_chunks(|k, sc| {
+            let nk = self.chunks[k].len();
+            let Scratch {
+                raw, read32, work, ..
+            } = sc;
+            match &self.source {
+                Source::Cached(v, v32) => match v32.get(k) {
+                    Some(x) => f(x, nk, work),
+                    None => {
+                        read32.clear();
+                        read32.extend(v[k].iter().map(|&x| x as f32));
+                        f(read32, nk, work)
+                    }
+                },
+                Source::Single { r32, .. } => f(&r32[k], nk, work),
+                Source::Stream { z, members } => {
+                    self.read(z, members, k, raw);
+                    centre_transpose(raw, &self.mean, self.c, self.s, read32, |v| v as f32);
+                    f(read32, nk, work)
+                }
+            }
+        })
     }
 
     /// `sum_n R_n Sigma_S^{-1} R_n^T` (`C x C`), with `Sigma_S = L L^T` given by `li_s = L^{-1}`,
@@ -265,7 +357,7 @@ impl<'a> Residuals<'a> {
     /// then `Y Y^T` on the `C x (n S)` view.
     pub fn channel_gram(&self, li_s: Option<MatRef<'_, f64>>) -> Mat<f64> {
         let (c, s) = (self.c, self.s);
-        self.reduce(|r, _, nk, work| {
+        self.reduce64(|r, nk, work| {
             let mut g = Mat::zeros(c, c);
             let y = match li_s {
                 None => r,
@@ -293,7 +385,7 @@ impl<'a> Residuals<'a> {
     /// `Z = L^{-1} R` on the `C x (n S)` view, then `Z^T Z` on the `(C n) x S` view.
     pub fn spatial_gram(&self, li_c: MatRef<'_, f64>) -> Mat<f64> {
         let (c, s) = (self.c, self.s);
-        self.reduce(|r, _, nk, work| {
+        self.reduce64(|r, nk, work| {
             let z = &mut work.f64;
             z.resize(r.len(), 0.0);
             linalg::mul_lower_left(
@@ -318,18 +410,13 @@ impl<'a> Residuals<'a> {
     /// form. For the early sweeps of [`fit_with`] only.
     pub fn channel_gram_f32(&self, li_s: Option<MatRef<'_, f32>>) -> Mat<f64> {
         let (c, s) = (self.c, self.s);
-        self.reduce(|r, r32, nk, work| {
-            let Work {
-                f32: y,
-                f32b: x,
-                part,
-                ..
-            } = work;
-            let x = rounded(r, r32, x);
+        self.reduce32(|x, nk, work| {
+            let Work { f32: y, part, .. } = work;
             let y = match li_s {
                 None => x,
                 Some(li) => {
-                    y.resize(r.len(), 0.0);
+                    // Every value is written by the product: no need to clear a reused buffer.
+                    y.resize(x.len(), 0.0);
                     linalg::mul_upper_right(
                         MatMut::from_row_major_slice_mut(y, c * nk, s),
                         MatRef::from_row_major_slice(x, c * nk, s),
@@ -345,15 +432,9 @@ impl<'a> Residuals<'a> {
     /// [`Residuals::spatial_gram`] in f32, as [`Residuals::channel_gram_f32`].
     pub fn spatial_gram_f32(&self, li_c: MatRef<'_, f32>) -> Mat<f64> {
         let (c, s) = (self.c, self.s);
-        self.reduce(|r, r32, nk, work| {
-            let Work {
-                f32: z,
-                f32b: x,
-                part,
-                ..
-            } = work;
-            let x = rounded(r, r32, x);
-            z.resize(r.len(), 0.0);
+        self.reduce32(|x, nk, work| {
+            let Work { f32: z, part, .. } = work;
+            z.resize(x.len(), 0.0);
             linalg::mul_lower_left(
                 MatMut::from_row_major_slice_mut(z, c, nk * s),
                 li_c,
@@ -364,23 +445,10 @@ impl<'a> Residuals<'a> {
     }
 }
 
-/// The f32 residuals: the kept copy `r32`, else `r` rounded into `buf`.
-fn rounded<'b>(r: &[f64], r32: Option<&'b [f32]>, buf: &'b mut Vec<f32>) -> &'b [f32] {
-    match r32 {
-        Some(x) => x,
-        None => {
-            buf.clear();
-            buf.extend(r.iter().map(|&v| v as f32));
-            buf
-        }
-    }
-}
-
-/// Scratch buffers of one worker of [`Residuals::reduce`].
+/// Scratch buffers of the products of one chunk.
 struct Work {
     f64: Vec<f64>,
     f32: Vec<f32>,
-    f32b: Vec<f32>,
     part: Mat<f32>,
 }
 
@@ -389,13 +457,12 @@ impl Default for Work {
         Work {
             f64: Vec::new(),
             f32: Vec::new(),
-            f32b: Vec::new(),
             part: Mat::zeros(0, 0),
         }
     }
 }
 
-/// Terms per f32 partial product in [`gram_f32_into`].
+/// Terms per f32 partial product in [`gram_f32`].
 pub const GRAM_BLOCK: usize = 2048;
 
 /// `a a^T` in f64 for an f32 matrix `a` (`m x k`): f32 products over blocks of [`GRAM_BLOCK`]
@@ -424,25 +491,30 @@ fn gram_f32(a: MatRef<'_, f32>, part: &mut Mat<f32>) -> Mat<f64> {
     g.expect("one block at least")
 }
 
-/// Writes `x - mean` of `n` samples (`x` is `n x [c][s]` f32 or f64) into `out` in `[c][n][s]` order.
-fn centre_transpose<T: Copy + Into<f64>>(
+/// Writes `cast(x - mean)` of `n` samples (`x` is `n x [c][s]` f32 or f64, the difference taken in
+/// f64) into `out` in `[c][n][s]` order. Every value of `out` is written, so a reused buffer of the
+/// right length is not cleared first.
+fn centre_transpose<T: Copy + Into<f64>, O: Copy + Default>(
     x: &[T],
     mean: &[f64],
     c: usize,
     s: usize,
-    out: &mut Vec<f64>,
+    out: &mut Vec<O>,
+    cast: impl Fn(f64) -> O,
 ) {
     let d = c * s;
     let n = x.len() / d;
-    out.clear();
-    out.resize(n * d, 0.0);
+    if out.len() != n * d {
+        out.clear();
+        out.resize(n * d, O::default());
+    }
     for (j, sample) in x.chunks_exact(d).enumerate() {
         for ch in 0..c {
             let src = &sample[ch * s..(ch + 1) * s];
             let m = &mean[ch * s..(ch + 1) * s];
             let dst = &mut out[(ch * n + j) * s..(ch * n + j + 1) * s];
             for ((o, &v), &mu) in dst.iter_mut().zip(src).zip(m) {
-                *o = v.into() - mu;
+                *o = cast(v.into() - mu);
             }
         }
     }

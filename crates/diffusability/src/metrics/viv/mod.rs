@@ -252,10 +252,11 @@ fn fit_class(
     if n < 2 {
         return skip(Degenerate::TooFew);
     }
-    let mut res = Residuals::from_normalized(ctx.z, members);
-    if precision == Precision::Mixed {
-        res.keep_f32();
-    }
+    let res = if precision == Precision::Mixed {
+        Residuals::from_normalized_f32(ctx.z, members)
+    } else {
+        Residuals::from_normalized(ctx.z, members)
+    };
     let fit = match flipflop::fit_with(&res, opts, precision, start) {
         Ok(f) => f,
         Err(why) => return skip(why),
