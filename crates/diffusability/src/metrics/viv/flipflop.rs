@@ -467,7 +467,6 @@ pub const GRAM_BLOCK: usize = 2048;
 
 /// `a a^T` in f64 for an f32 matrix `a` (`m x k`): f32 products over blocks of [`GRAM_BLOCK`]
 /// columns, each added into the f64 result, so rounding grows with the block length, not with `k`.
-/// The first block's product is converted, not added to zeros: the result is never zero-filled.
 fn gram_f32(a: MatRef<'_, f32>, part: &mut Mat<f32>) -> Mat<f64> {
     let (m, k) = (a.nrows(), a.ncols());
     part.resize_with(m, m, |_, _| 0.0);
@@ -476,14 +475,10 @@ fn gram_f32(a: MatRef<'_, f32>, part: &mut Mat<f32>) -> Mat<f64> {
     while j < k || g.is_none() {
         let w = GRAM_BLOCK.min(k - j);
         linalg::gram(part.as_mut(), Accum::Replace, a.subcols(j, w), 1.0f32);
-        match &mut g {
-            None => g = Some(Mat::from_fn(m, m, |r, c| part[(r, c)] as f64)),
-            Some(g) => {
-                for col in 0..m {
-                    for (x, &y) in g.col_mut(col).iter_mut().zip(part.col(col).iter()) {
-                        *x += y as f64;
-                    }
-                }
+        let g = g.get_or_insert_with(|| Mat::zeros(m, m));
+        for col in 0..m {
+            for (x, &y) in g.col_as_slice_mut(col).iter_mut().zip(part.col_as_slice(col)) {
+                *x += y as f64;
             }
         }
         j += w;
@@ -1004,8 +999,15 @@ impl Anderson {
     }
 }
 
+/// `m` rounded to f32, column by column (vectorizes, unlike an element-wise `Mat::from_fn`).
 fn to_f32(m: &Mat<f64>) -> Mat<f32> {
-    Mat::from_fn(m.nrows(), m.ncols(), |i, j| m[(i, j)] as f32)
+    let mut out = Mat::<f32>::zeros(m.nrows(), m.ncols());
+    for j in 0..m.ncols() {
+        for (o, &v) in out.col_as_slice_mut(j).iter_mut().zip(m.col_as_slice(j)) {
+            *o = v as f32;
+        }
+    }
+    out
 }
 
 #[cfg(test)]
