@@ -153,10 +153,7 @@ fn timed_run(ds: &Dataset, keys: &[&str], threads: usize, f64_reference: bool) -
         .iter()
         .filter_map(|p| p["sweeps_f32"].as_f64())
         .collect();
-    let per_class_viv: Vec<f64> = per_class
-        .iter()
-        .filter_map(|p| p["viv"].as_f64())
-        .collect();
+    let per_class_viv: Vec<f64> = per_class.iter().filter_map(|p| p["viv"].as_f64()).collect();
     json!({
         "wall_s": wall,
         "cpu_s": cpu,

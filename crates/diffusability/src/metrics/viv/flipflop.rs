@@ -218,14 +218,7 @@ impl<'a> Residuals<'a> {
             .iter()
             .map(|r| {
                 let mut out = Vec::new();
-                centre_transpose(
-                    &rows[r.start * d..r.end * d],
-                    &mean,
-                    c,
-                    s,
-                    &mut out,
-                    |v| v,
-                );
+                centre_transpose(&rows[r.start * d..r.end * d], &mean, c, s, &mut out, |v| v);
                 out
             })
             .collect();
@@ -477,7 +470,11 @@ fn gram_f32(a: MatRef<'_, f32>, part: &mut Mat<f32>) -> Mat<f64> {
         linalg::gram(part.as_mut(), Accum::Replace, a.subcols(j, w), 1.0f32);
         let g = g.get_or_insert_with(|| Mat::zeros(m, m));
         for col in 0..m {
-            for (x, &y) in g.col_as_slice_mut(col).iter_mut().zip(part.col_as_slice(col)) {
+            for (x, &y) in g
+                .col_as_slice_mut(col)
+                .iter_mut()
+                .zip(part.col_as_slice(col))
+            {
                 *x += y as f64;
             }
         }
@@ -632,6 +629,27 @@ pub enum Precision {
     Mixed,
 }
 
+/// A spatial factor for [`fit_with`] to start from, with the inverse of its Cholesky factor: made
+/// once for all the classes that share it.
+#[derive(Clone, Debug)]
+pub struct Start {
+    sigma_s: Mat<f64>,
+    li: Mat<f64>,
+}
+
+impl Start {
+    /// `None` when `sigma_s` is not square or not positive definite (then fits start from the
+    /// identity).
+    pub fn new(sigma_s: Mat<f64>) -> Option<Start> {
+        if sigma_s.nrows() != sigma_s.ncols() {
+            return None;
+        }
+        let l = linalg::cholesky(sigma_s.as_ref())?;
+        let li = linalg::inverse_lower(l.as_ref());
+        Some(Start { sigma_s, li })
+    }
+}
+
 /// Past iterates combined by the Anderson acceleration of [`fit_with`]'s f32 phase (besides the
 /// newest): depth 2 took fewer sweeps than 1 or 3 on the benchmark classes (metrics.md section 1
 /// at 32 x 16 x 16, 50 samples per class).
@@ -664,7 +682,7 @@ pub fn fit_with(
     res: &Residuals<'_>,
     opts: &FitOptions,
     precision: Precision,
-    start: Option<&Mat<f64>>,
+    start: Option<&Start>,
 ) -> Result<KroneckerFit, Degenerate> {
     let (c, s, n) = (res.c, res.s, res.n);
     if n < 2 {
@@ -682,11 +700,8 @@ pub fn fit_with(
     let mut single = precision == Precision::Mixed && max_sweeps > 1;
     let (mut sweeps_f32, mut last_f32_change) = (0, f64::INFINITY);
     // The spatial factor the next sweep starts from, and its inverse Cholesky factor (None: I).
-    let (mut cur_ss, mut li_s) = match start
-        .filter(|m| m.nrows() == s && m.ncols() == s)
-        .and_then(|m| linalg::cholesky(m.as_ref()).map(|l| (m, l)))
-    {
-        Some((m, l)) => (m.clone(), Some(linalg::inverse_lower(l.as_ref()))),
+    let (mut cur_ss, mut li_s) = match start.filter(|st| st.sigma_s.nrows() == s) {
+        Some(st) => (st.sigma_s.clone(), Some(st.li.clone())),
         None => (Mat::<f64>::identity(s, s), None),
     };
     let mut accel = Anderson::new(ANDERSON_DEPTH);

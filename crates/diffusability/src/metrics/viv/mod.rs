@@ -37,7 +37,7 @@ use crate::error::Result;
 use crate::linalg;
 use curve::Spectrum;
 use faer::Mat;
-use flipflop::{Degenerate, FitOptions, Precision, Residuals, RidgeReason};
+use flipflop::{Degenerate, FitOptions, Precision, Residuals, RidgeReason, Start};
 use quadrature::{LogitNormal, TimeNode};
 use rayon::prelude::*;
 use serde_json::{Value, json};
@@ -228,7 +228,7 @@ struct FitSetup<'a> {
     time: &'a [TimeNode],
     want_component: bool,
     /// The spatial factor the flip-flop starts from (None: the identity).
-    start: Option<&'a Mat<f64>>,
+    start: Option<&'a Start>,
     /// Return the fitted spatial factor too (for the start of the other classes).
     keep_spatial: bool,
 }
@@ -386,7 +386,7 @@ fn compute(ctx: &Context<'_>, params: &Params) -> Result<Output> {
     } else {
         Vec::new()
     };
-    let fit_one = |k: usize, start: Option<&Mat<f64>>, keep: bool| {
+    let fit_one = |k: usize, start: Option<&Start>, keep: bool| {
         let (label, members) = &classes[k];
         let o = fit_class(
             ctx,
@@ -407,13 +407,15 @@ fn compute(ctx: &Context<'_>, params: &Params) -> Result<Output> {
     let pooled: Vec<(Outcome, Option<Mat<f64>>)> =
         pool.par_iter().map(|&k| fit_one(k, None, true)).collect();
     let spatial: Vec<&Mat<f64>> = pooled.iter().filter_map(|(_, m)| m.as_ref()).collect();
-    let start = (!spatial.is_empty()).then(|| {
-        let mut m = Mat::<f64>::zeros(s, s);
-        for x in &spatial {
-            m += *x;
-        }
-        m * (1.0 / spatial.len() as f64)
-    });
+    let start = (!spatial.is_empty())
+        .then(|| {
+            let mut m = Mat::<f64>::zeros(s, s);
+            for x in &spatial {
+                m += *x;
+            }
+            m * (1.0 / spatial.len() as f64)
+        })
+        .and_then(Start::new);
     let start_labels: Vec<Option<i64>> = pool
         .iter()
         .zip(&pooled)
