@@ -11,7 +11,6 @@ mod tridiag_eigvals;
 
 use faer::diag::Diag;
 use faer::dyn_stack::{MemBuffer, MemStack};
-use faer::linalg::matmul::triangular::{BlockStructure, matmul as tri_matmul};
 use faer::linalg::triangular_solve::solve_lower_triangular_in_place;
 use faer::reborrow::{Reborrow, ReborrowMut};
 use faer::traits::RealField;
@@ -219,21 +218,34 @@ pub fn inverse_lower(l: MatRef<'_, f64>) -> Mat<f64> {
     x
 }
 
-/// `dst = l b` with `l` lower triangular (its strict upper triangle is not read); f32 or f64.
-/// Cost `n^2 k` flops for an `n x n` `l` and `n x k` `b`.
-pub fn mul_lower_left<T: RealField>(dst: MatMut<'_, T>, l: MatRef<'_, T>, b: MatRef<'_, T>) {
-    tri_matmul(
-        dst,
-        BlockStructure::Rectangular,
-        Accum::Replace,
-        l,
-        BlockStructure::TriangularLower,
-        b,
-        BlockStructure::Rectangular,
-        T::one_impl(),
-        Par::Seq,
-    );
+/// `dst = l b` with `l` lower triangular, whose strict upper triangle must be zero (as
+/// [`inverse_lower`] leaves it); f32 or f64. Cost about `n^2 k / 2` flops for an `n x n` `l` and
+/// `n x k` `b`.
+///
+/// Runs as row blocks of full products, `dst[i..i+w, :] = l[i..i+w, ..i+w] b[..i+w, :]`, the
+/// diagonal blocks with their zeros ([`LOWER_BLOCK`] rows): a quarter less time than faer's
+/// triangular product for the flip-flop's `32 x 32` factor times `32 x 12800` residuals in f32.
+pub fn mul_lower_left<T: RealField>(mut dst: MatMut<'_, T>, l: MatRef<'_, T>, b: MatRef<'_, T>) {
+    let n = l.nrows();
+    debug_assert!((0..n).all(|j| (0..j).all(|i| l[(i, j)] == T::zero_impl())));
+    let mut i = 0;
+    while i < n {
+        let w = LOWER_BLOCK.min(n - i);
+        faer::linalg::matmul::matmul(
+            dst.rb_mut().subrows_mut(i, w),
+            Accum::Replace,
+            l.submatrix(i, 0, w, i + w),
+            b.subrows(0, i + w),
+            T::one_impl(),
+            Par::Seq,
+        );
+        i += w;
+    }
 }
+
+/// Row height of the blocks of [`mul_lower_left`] (8 was faster than 16, 32 or faer's triangular
+/// product for the flip-flop's `32 x 32` channel factor).
+const LOWER_BLOCK: usize = 8;
 
 /// `dst = a u` with `u` upper triangular, whose strict lower triangle must be zero (as
 /// [`inverse_lower`] leaves it, transposed); f32 or f64. Cost about `k n^2` flops for a `k x n` `a`.
