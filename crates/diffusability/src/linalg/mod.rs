@@ -223,7 +223,7 @@ pub fn inverse_lower(l: MatRef<'_, f64>) -> Mat<f64> {
 /// `n x k` `b`.
 ///
 /// Runs as row blocks of full products, `dst[i..i+w, :] = l[i..i+w, ..i+w] b[..i+w, :]`, the
-/// diagonal blocks with their zeros ([`LOWER_BLOCK`] rows): a quarter less time than faer's
+/// diagonal blocks with their zeros (8 rows): a quarter less time than faer's
 /// triangular product for the flip-flop's `32 x 32` factor times `32 x 12800` residuals in f32.
 pub fn mul_lower_left<T: RealField>(mut dst: MatMut<'_, T>, l: MatRef<'_, T>, b: MatRef<'_, T>) {
     let n = l.nrows();
@@ -251,7 +251,7 @@ const LOWER_BLOCK: usize = 8;
 /// [`inverse_lower`] leaves it, transposed); f32 or f64. Cost about `k n^2` flops for a `k x n` `a`.
 ///
 /// Runs as block columns of full products, `dst[:, j..j+w] = a[:, ..j+w] u[..j+w, j..j+w]`, the
-/// diagonal blocks with their zeros ([`TRI_BLOCK`] wide: 6 % more flops than the triangle needs), but
+/// diagonal blocks with their zeros (16 columns wide: 6 % more flops than the triangle needs), but
 /// about 1.2 to 1.4 times faster than faer's triangular product at the flip-flop's sizes (`1600 x 256`
 /// by `256 x 256`).
 pub fn mul_upper_right<T: RealField>(mut dst: MatMut<'_, T>, a: MatRef<'_, T>, u: MatRef<'_, T>) {
