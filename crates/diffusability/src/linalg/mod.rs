@@ -154,12 +154,11 @@ fn syrk<T: RealField + Copy>(mut dst: MatMut<'_, T>, accum: Accum, a: MatRef<'_,
 
 /// The lower triangle of `dst (+)= alpha a a^T`, recursively: the off-diagonal block of the halves as
 /// one full matrix product, the two diagonal blocks the same way down to [`SYRK_BLOCK`] rows, which
-/// run as full products (their strict upper parts are computed too, and left to the mirror). Against
-/// block columns of a fixed width (the earlier form), the large off-diagonal products run closer to
-/// full speed, and at 16 rows the diagonal blocks waste 6 % rather than 12 % of the flops: 2 % less
-/// time for the 256 x 256 Gram of a 1600 x 256 f32 matrix, 18 % less for the 32 x 32 Gram of a 32 x
-/// 12800 one (the flip-flop's two Gram products; faer's own triangular product was slower than
-/// either).
+/// run as full products (their strict upper parts are computed too, and left to the mirror). At 16
+/// rows the diagonal blocks waste 6 % rather than the 12 % of 32-column block columns (the earlier
+/// form): for the 32 x 32 Gram of a 32 x 12800 f32 matrix that is 18 % less time, for the 256 x 256
+/// Gram of a 1600 x 256 one about the same (the flip-flop's two Gram products; faer's own triangular
+/// product was slower than either form).
 fn syrk_lower<T: RealField + Copy>(dst: MatMut<'_, T>, accum: Accum, a: MatRef<'_, T>, alpha: T) {
     let n = a.nrows();
     if n <= SYRK_BLOCK {
@@ -180,9 +179,10 @@ fn syrk_lower<T: RealField + Copy>(dst: MatMut<'_, T>, accum: Accum, a: MatRef<'
 /// Rows at which [`syrk_lower`] stops halving.
 const SYRK_BLOCK: usize = 16;
 
-/// Column width of the blocks in which [`mul_upper_right`] runs as full matrix products (16 was 4 %
-/// faster than 32 at the flip-flop's sizes, `1600 x 256` by `256 x 256` in f32, and 32 faster than
-/// 64 or 128; a recursive split was slower than either).
+/// Column width of the blocks in which [`mul_upper_right`] runs as full matrix products. At the
+/// flip-flop's sizes (`1600 x 256` by `256 x 256` in f32) 16 and 32 took the same time within the
+/// noise of repeated measurements (16 does 6 % fewer flops, on narrower kernels), 48, 64 and 128
+/// longer, and a recursive split longer too.
 const TRI_BLOCK: usize = 16;
 
 /// Copies the strict lower triangle of a square matrix onto its upper triangle.
