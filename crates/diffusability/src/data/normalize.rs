@@ -176,16 +176,16 @@ pub fn channel_moments(z: &Latents) -> Vec<Moments> {
         sh.n,
         STATS_CHUNK,
         |r| {
-            (0..c)
-                .map(|ch| {
-                    let mut m = Moments::default();
-                    for i in r.clone() {
-                        let v = &z.sample(i)[ch * s..(ch + 1) * s];
-                        m = m.merge(Moments::of_f32(v));
-                    }
-                    m
-                })
-                .collect::<Vec<_>>()
+            // Sample by sample (each read once, in memory order), every channel merging its
+            // samples in order.
+            let mut m = vec![Moments::default(); c];
+            for i in r {
+                let x = z.sample(i);
+                for (ch, mo) in m.iter_mut().enumerate() {
+                    *mo = mo.merge(Moments::of_f32(&x[ch * s..(ch + 1) * s]));
+                }
+            }
+            m
         },
         |a, b| a.into_iter().zip(b).map(|(x, y)| x.merge(y)).collect(),
     )
