@@ -42,11 +42,11 @@ pub const THETA: f64 = 0.5;
 /// rather than 32: fewer walks outweigh the longer lists each point sums over (7 % less time per
 /// iteration at 10,000 points).
 const GROUP: u32 = 64;
-const MERGE: u32 = 64;
-/// Deepest level: points closer than `2^-48` of the map's extent share a leaf (scikit-learn merges
-/// points within 1e-6 of each other in absolute terms, which would merge most of the points of the
-/// first iterations' 1e-4-wide map of 10,000 points).
-const MAX_DEPTH: u32 = 48;
+/// Deepest level: points closer than `2^-32` of the map's extent (2e-8 on a map 100 wide, 2e-14 on
+/// the first iterations' 1e-4-wide map) share a leaf. scikit-learn merges points within 1e-6 of each
+/// other in absolute terms, which would merge most of the points of those first maps of 10,000
+/// points. 32 levels keep a Morton code in 64 bits.
+const MAX_DEPTH: u32 = 32;
 
 /// A cell, in 32 bytes (the walk reads little else): children are contiguous, and the squared widest
 /// side depends on the depth alone ([`Tree::reach`]).
@@ -84,13 +84,13 @@ impl Cell {
 /// A quadtree over the points of one iteration, its buffers reused between iterations.
 ///
 /// Built from a sort rather than by inserting points one by one: each point's Morton code (its
-/// position on the root rectangle quantized to `2^48` steps per axis, the bits interleaved from the
+/// position on the root rectangle quantized to `2^32` steps per axis, the bits interleaved from the
 /// top level down, `x` before `y` as in the quadrant index `2 * (x >= cx) + (y >= cy)`) lists the
 /// quadrants of its path, so sorting by code puts every cell's points in one contiguous range, in
 /// depth-first order with children in quadrant order. Each cell then splits its range where the
 /// code's digit of its level changes; no point is routed cell by cell.
 ///
-/// Quantization versus comparing with the centres in f64: `floor((x - x0) / (x1 - x0) * 2^48)` is
+/// Quantization versus comparing with the centres in f64: `floor((x - x0) / (x1 - x0) * 2^32)` is
 /// monotone in `x`, so each cell holds exactly the points of an interval per axis whose ends differ
 /// from the exact centre lines by a rounding error of the extent (a few `2^-53` of it), as the
 /// centres the former insertion computed by halving also did. Only a point within that distance of a
@@ -101,8 +101,8 @@ struct Tree {
     cells: Vec<Cell>,
     /// Per depth: the squared widest side over `theta^2`, the summary threshold on `d^2`.
     reach: Vec<f64>,
-    /// Morton code and point index, sorted (a leaf's coincident points by index).
-    keys: Vec<(u128, u32)>,
+    /// Morton code (high 64 bits) and point index (low 32), sorted (a leaf's points by index).
+    keys: Vec<u128>,
     /// The points in tree order, and their positions in that order.
     order: Vec<u32>,
     sx: Vec<f64>,
@@ -115,9 +115,9 @@ struct Tree {
     groups: Vec<(u32, u32)>,
 }
 
-/// Spreads the low 24 bits of `v` to the even bits of the result.
+/// Spreads the low 32 bits of `v` to the even bits of the result.
 fn spread(v: u64) -> u64 {
-    let mut v = v & 0x00ff_ffff;
+    let mut v = v & 0xffff_ffff;
     v = (v | (v << 16)) & 0x0000_ffff_0000_ffff;
     v = (v | (v << 8)) & 0x00ff_00ff_00ff_00ff;
     v = (v | (v << 4)) & 0x0f0f_0f0f_0f0f_0f0f;
@@ -125,7 +125,7 @@ fn spread(v: u64) -> u64 {
     (v | (v << 1)) & 0x5555_5555_5555_5555
 }
 
-/// `x`'s step on `[lo, lo + width]` in `2^48` steps; the top end in the last step; 0 when the width
+/// `x`'s step on `[lo, lo + width]` in `2^32` steps; the top end in the last step; 0 when the width
 /// is 0.
 fn quantize(x: f64, lo: f64, width: f64) -> u64 {
     const STEPS: f64 = (1u64 << MAX_DEPTH) as f64;
@@ -133,11 +133,32 @@ fn quantize(x: f64, lo: f64, width: f64) -> u64 {
     (((x - lo) / width * STEPS) as u64).min((1u64 << MAX_DEPTH) - 1)
 }
 
-/// The Morton code of the 48-bit steps `qx`, `qy`: level `l`'s quadrant `2 * xbit + ybit` in bits
-/// `2 (47 - l)` and up.
-fn morton(qx: u64, qy: u64) -> u128 {
-    let half = |a: u64, b: u64| (spread(a) << 1) | spread(b);
-    (u128::from(half(qx >> 24, qy >> 24)) << 48) | u128::from(half(qx, qy))
+/// The Morton code of the 32-bit steps `qx`, `qy`: level `l`'s quadrant `2 * xbit + ybit` in bits
+/// `2 (31 - l)` and up.
+fn morton(qx: u64, qy: u64) -> u64 {
+    (spread(qx) << 1) | spread(qy)
+}
+
+/// Sorts `v`, given nearly sorted: by insertion (linear in the length plus the moves) while the
+/// moves stay below a few per element, else by `sort_unstable`. Between iterations points move
+/// little relative to each other, so the previous order is nearly the new one.
+fn sort_nearly_sorted(v: &mut [u128]) {
+    let budget = 4 * v.len();
+    let mut moved = 0;
+    for i in 1..v.len() {
+        let x = v[i];
+        let mut j = i;
+        while j > 0 && v[j - 1] > x {
+            v[j] = v[j - 1];
+            j -= 1;
+        }
+        v[j] = x;
+        moved += i - j;
+        if moved > budget {
+            v.sort_unstable();
+            return;
+        }
+    }
 }
 
 impl Tree {
@@ -167,22 +188,24 @@ impl Tree {
         let (wx, wy) = (x1 - x0, y1 - y0);
         let key = |i: u32| {
             let i_ = i as usize;
-            (
-                morton(quantize(xs[i_], x0, wx), quantize(ys[i_], y0, wy)),
-                i,
-            )
+            let code = morton(quantize(xs[i_], x0, wx), quantize(ys[i_], y0, wy));
+            (u128::from(code) << 32) | u128::from(i)
         };
         // From the previous iteration's order, where there is one: points move little between
-        // iterations, and the sort finds the runs already in order.
+        // iterations, so it is nearly sorted.
         self.keys.clear();
         if self.order.len() == n {
             self.keys.extend(self.order.iter().map(|&i| key(i)));
         } else {
             self.keys.extend((0..n as u32).map(key));
         }
-        self.keys.sort_unstable();
+        if self.order.len() == n {
+            sort_nearly_sorted(&mut self.keys);
+        } else {
+            self.keys.sort_unstable();
+        }
         self.order.clear();
-        self.order.extend(self.keys.iter().map(|k| k.1));
+        self.order.extend(self.keys.iter().map(|&k| k as u32));
         self.sx.clear();
         self.sy.clear();
         self.sx.extend(self.order.iter().map(|&i| xs[i as usize]));
@@ -200,7 +223,7 @@ impl Tree {
         let mut merged: Vec<(u32, u32)> = Vec::with_capacity(self.groups.len());
         for &(lo, hi) in &self.groups {
             match merged.last_mut() {
-                Some(last) if hi - last.0 <= MERGE => last.1 = hi,
+                Some(last) if hi - last.0 <= GROUP => last.1 = hi,
                 _ => merged.push((lo, hi)),
             }
         }
@@ -215,7 +238,7 @@ impl Tree {
         if group {
             self.groups.push((lo as u32, hi as u32));
         }
-        let same_code = self.keys[lo].0 == self.keys[hi - 1].0;
+        let same_code = self.keys[lo] >> 32 == self.keys[hi - 1] >> 32;
         // Above the depth limit a leaf may hold points that are not coincident.
         let leaf = count == 1
             || depth >= MAX_DEPTH
@@ -243,7 +266,7 @@ impl Tree {
         let shift = 2 * (MAX_DEPTH - 1 - depth);
         let mut bounds = [lo, lo, lo, lo, hi];
         for (q, b) in bounds.iter_mut().enumerate().take(4).skip(1) {
-            *b = lo + self.keys[lo..hi].partition_point(|k| ((k.0 >> shift) & 3) < q as u128);
+            *b = lo + self.keys[lo..hi].partition_point(|&k| ((k >> (32 + shift)) & 3) < q as u128);
         }
         let kids = (0..4).filter(|&q| bounds[q] < bounds[q + 1]).count();
         let first = self.cells.len();
