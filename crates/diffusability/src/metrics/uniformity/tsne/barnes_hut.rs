@@ -326,12 +326,12 @@ impl Tree {
         l.py.clear();
         l.px.extend(px.iter().map(|&v| (v - ox) as f32));
         l.py.extend(py.iter().map(|&v| (v - oy) as f32));
-        // Padded with the first point (masked out).
+        // Padded with the first point, the origin (masked out).
         l.gx.resize(GROUP as usize, 0.0);
         l.gy.resize(GROUP as usize, 0.0);
         for a in 0..GROUP as usize {
-            l.gx[a] = px.get(a).copied().unwrap_or(ox);
-            l.gy[a] = py.get(a).copied().unwrap_or(oy);
+            l.gx[a] = l.px.get(a).copied().unwrap_or(0.0);
+            l.gy[a] = l.py.get(a).copied().unwrap_or(0.0);
         }
         l.x.clear();
         l.y.clear();
@@ -370,7 +370,8 @@ impl Tree {
             } else if reach >= fx * fx + fy * fy {
                 0
             } else {
-                beyond(&l.gx, &l.gy, cell.mx, cell.my, reach) & mask
+                let (cx, cy) = ((cell.mx - ox) as f32, (cell.my - oy) as f32);
+                beyond(&l.gx, &l.gy, cx, cy, reach as f32) & mask
             };
             if accept != 0 {
                 take(accept);
@@ -394,9 +395,9 @@ struct Lists {
     size: Vec<f32>,
     mask: Vec<u64>,
     walk: Vec<(u32, u64)>,
-    /// The group's points in f64, padded to [`GROUP`].
-    gx: Vec<f64>,
-    gy: Vec<f64>,
+    /// The group's points as `px`, `py`, padded to [`GROUP`].
+    gx: Vec<f32>,
+    gy: Vec<f32>,
     px: Vec<f32>,
     py: Vec<f32>,
     sums: Vec<f64>,
@@ -404,13 +405,16 @@ struct Lists {
 
 simd_kernel! {
     /// The mask of the points `a` with `reach < |p_a - m|^2`, the summary criterion of a cell with
-    /// centre of mass `m`: all points at once, without a branch per point.
+    /// centre of mass `m`: all points at once, without a branch per point. In f32, relative to the
+    /// group's first point, as scikit-learn decides it in f32 (`_quad_tree.pyx`, `summarize`): only
+    /// a point within a rounding of the threshold can be decided otherwise than in f64, and either
+    /// decision is a valid one.
     fn beyond(
-        px: &[f64],
-        py: &[f64],
-        mx: f64,
-        my: f64,
-        reach: f64,
+        px: &[f32],
+        py: &[f32],
+        mx: f32,
+        my: f32,
+        reach: f32,
     ) -> u64 {
         let (px, py) = (&px[..GROUP as usize], &py[..GROUP as usize]);
         let mut m = 0u64;
