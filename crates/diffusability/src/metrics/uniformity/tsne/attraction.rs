@@ -35,9 +35,8 @@ pub(super) struct Attraction {
     values: Vec<f32>,
     /// Per current number: the point's original index.
     pub(super) original: Vec<u32>,
-    /// The positions of the last call in f32, by coordinate.
-    xs: Vec<f32>,
-    ys: Vec<f32>,
+    /// The positions of the last call in f32.
+    pos: Vec<[f32; 2]>,
 }
 
 impl Attraction {
@@ -54,8 +53,7 @@ impl Attraction {
             indices: p.indices.clone(),
             values: p.values.iter().map(|&v| v as f32).collect(),
             original: (0..p.n as u32).collect(),
-            xs: Vec::new(),
-            ys: Vec::new(),
+            pos: Vec::new(),
         }
     }
 
@@ -87,11 +85,9 @@ impl Attraction {
     /// Attractive forces `exaggeration * sum_j p_ij q_ij (y_i - y_j)` into `out` (`n x 2`, like
     /// `y`, row-major).
     pub(super) fn forces(&mut self, y: &[f64], exaggeration: f64, out: &mut [f64]) {
-        self.xs.clear();
-        self.ys.clear();
-        self.xs.extend(y.iter().step_by(2).map(|&v| v as f32));
-        self.ys
-            .extend(y.iter().skip(1).step_by(2).map(|&v| v as f32));
+        self.pos.clear();
+        self.pos
+            .extend(y.chunks_exact(2).map(|p| [p[0] as f32, p[1] as f32]));
         let this = &*self;
         out.par_chunks_mut(2 * CHUNK)
             .enumerate()
@@ -108,14 +104,14 @@ impl Attraction {
     fn row(&self, i: usize) -> [f64; 2] {
         let row = self.indptr[i]..self.indptr[i + 1];
         let entries = (&self.indices[row.clone()], &self.values[row]);
-        let (xs, ys) = (&self.xs[..], &self.ys[..]);
+        let pos = &self.pos[..];
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU has AVX-512F (checked just above); every index is below `n`, the
-            // length of `xs` and `ys` (checked in `new`, kept by `renumber`).
-            return unsafe { avx512::row(xs, ys, i, entries) };
+            // length of `pos` (checked in `new`, kept by `renumber`).
+            return unsafe { avx512::row(pos, i, entries) };
         }
-        row_terms(xs, ys, i, entries)
+        row_terms(pos, i, entries)
     }
 }
 
@@ -123,16 +119,16 @@ simd_kernel! {
     /// `sum_j p_ij q_ij (y_i - y_j)` for point `i` over its row (`indices`, `values`), in f32 terms
     /// and f64 lanes (see the module docs); the reference for [`avx512::row`], which gives the same
     /// bits.
-    fn row_terms(xs: &[f32], ys: &[f32], i: usize, entries: (&[u32], &[f32])) -> [f64; 2] {
+    fn row_terms(pos: &[[f32; 2]], i: usize, entries: (&[u32], &[f32])) -> [f64; 2] {
         let (idx, val) = entries;
-        let (xi, yi) = (xs[i], ys[i]);
+        let [xi, yi] = pos[i];
         let mut acc = [[0.0f64; LANES]; 2];
         let (mut tx, mut ty) = ([0.0f32; LANES], [0.0f32; LANES]);
         for (ci, cv) in idx.chunks(LANES).zip(val.chunks(LANES)) {
             // A short last block is padded with zero terms (offset 0, value 0), which add +0.
             for l in 0..LANES {
                 let (dx, dy, v) = match (ci.get(l), cv.get(l)) {
-                    (Some(&j), Some(&v)) => (xi - xs[j as usize], yi - ys[j as usize], v),
+                    (Some(&j), Some(&v)) => (xi - pos[j as usize][0], yi - pos[j as usize][1], v),
                     _ => (0.0, 0.0, 0.0),
                 };
                 let w = v / (1.0 + dx * dx + dy * dy);
@@ -155,27 +151,25 @@ fn merge(a: &[f64; LANES]) -> f64 {
 
 /// The row sums with AVX-512 gathers: written with intrinsics because the compiler does not
 /// vectorize the gathers of [`row_terms`], and the neighbours' positions, loaded one by one,
-/// bound the pass. The same operations in the same order as [`row_terms`], lane by lane, so the
-/// same bits.
+/// bound the pass. Each gather fetches a position's two f32 as one 64-bit element (half the
+/// elements of gathering the coordinates apart). The same operations in the same order as
+/// [`row_terms`], lane by lane, so the same bits.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::{LANES, merge};
     use std::arch::x86_64::*;
 
     /// # Safety
-    /// The CPU must have AVX-512F, and every index in `entries.0` must be below `xs.len()` and
-    /// `ys.len()`.
+    /// The CPU must have AVX-512F, and every index in `entries.0` must be below `pos.len()`.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn row(
-        xs: &[f32],
-        ys: &[f32],
-        i: usize,
-        entries: (&[u32], &[f32]),
-    ) -> [f64; 2] {
+    pub(super) unsafe fn row(pos: &[[f32; 2]], i: usize, entries: (&[u32], &[f32])) -> [f64; 2] {
         let (idx, val) = entries;
-        let (xi, yi) = (_mm512_set1_ps(xs[i]), _mm512_set1_ps(ys[i]));
+        let (xi, yi) = (_mm512_set1_ps(pos[i][0]), _mm512_set1_ps(pos[i][1]));
         let one = _mm512_set1_ps(1.0);
-        let zero = _mm512_setzero_ps();
+        let none = _mm512_setzero_si512();
+        // Even and odd f32 of two gathered vectors of pairs: the x and y coordinates.
+        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
         let mut acc = [_mm512_setzero_pd(); 4];
         for (ci, cv) in idx.chunks(LANES).zip(val.chunks(LANES)) {
             // The short last block under a mask: its other lanes gather nothing and hold zeros.
@@ -185,13 +179,18 @@ mod avx512 {
                 (1u16 << ci.len()) - 1
             };
             // SAFETY: the masked loads read `ci.len()` and `cv.len()` (equal) elements of the
-            // slices; the gathers read `xs[j]`, `ys[j]` for those lanes' indices, each below the
-            // slices' lengths (the caller's contract).
+            // slices; the gathers read `pos[j]` (8 bytes) for those lanes' indices, each below
+            // its length (the caller's contract).
             let (dx, dy, v) = unsafe {
                 let j = _mm512_maskz_loadu_epi32(mask, ci.as_ptr().cast());
                 let v = _mm512_maskz_loadu_ps(mask, cv.as_ptr());
-                let xj = _mm512_mask_i32gather_ps::<4>(zero, mask, j, xs.as_ptr());
-                let yj = _mm512_mask_i32gather_ps::<4>(zero, mask, j, ys.as_ptr());
+                let base = pos.as_ptr().cast::<i64>();
+                let (jlo, jhi) = (_mm512_castsi512_si256(j), _mm512_extracti64x4_epi64::<1>(j));
+                let lo = _mm512_mask_i32gather_epi64::<8>(none, mask as u8, jlo, base);
+                let hi = _mm512_mask_i32gather_epi64::<8>(none, (mask >> 8) as u8, jhi, base);
+                let (lo, hi) = (_mm512_castsi512_ps(lo), _mm512_castsi512_ps(hi));
+                let xj = _mm512_permutex2var_ps(lo, even, hi);
+                let yj = _mm512_permutex2var_ps(lo, odd, hi);
                 // Padding lanes: offsets 0 like the reference's, not xi - 0.
                 (
                     _mm512_maskz_sub_ps(mask, xi, xj),
@@ -308,7 +307,7 @@ mod tests {
         for i in 0..p.n {
             let row = att.indptr[i]..att.indptr[i + 1];
             let entries = (&att.indices[row.clone()], &att.values[row]);
-            let want = row_terms(&att.xs, &att.ys, i, entries);
+            let want = row_terms(&att.pos, i, entries);
             assert_eq!(att.row(i), want, "point {i}");
         }
     }
