@@ -103,6 +103,8 @@ struct Tree {
     reach: Vec<f64>,
     /// Morton code (high 64 bits) and point index (low 32), sorted (a leaf's points by index).
     keys: Vec<u128>,
+    /// The Morton codes alone, in the sorted order.
+    codes: Vec<u64>,
     /// The points in tree order, and their positions in that order.
     order: Vec<u32>,
     sx: Vec<f64>,
@@ -206,6 +208,9 @@ impl Tree {
         }
         self.order.clear();
         self.order.extend(self.keys.iter().map(|&k| k as u32));
+        self.codes.clear();
+        self.codes
+            .extend(self.keys.iter().map(|&k| (k >> 32) as u64));
         self.sx.clear();
         self.sy.clear();
         self.sx.extend(self.order.iter().map(|&i| xs[i as usize]));
@@ -238,7 +243,7 @@ impl Tree {
         if group {
             self.groups.push((lo as u32, hi as u32));
         }
-        let same_code = self.keys[lo] >> 32 == self.keys[hi - 1] >> 32;
+        let same_code = self.codes[lo] == self.codes[hi - 1];
         // Above the depth limit a leaf may hold points that are not coincident.
         let leaf = count == 1
             || depth >= MAX_DEPTH
@@ -266,7 +271,15 @@ impl Tree {
         let shift = 2 * (MAX_DEPTH - 1 - depth);
         let mut bounds = [lo, lo, lo, lo, hi];
         for (q, b) in bounds.iter_mut().enumerate().take(4).skip(1) {
-            *b = lo + self.keys[lo..hi].partition_point(|&k| ((k >> (32 + shift)) & 3) < q as u128);
+            let digit = |c: &u64| ((c >> shift) & 3) < q as u64;
+            let codes = &self.codes[lo..hi];
+            // Small ranges (most cells) by counting, without the branches of a search.
+            *b = lo
+                + if count <= 32 {
+                    codes.iter().filter(|c| digit(c)).count()
+                } else {
+                    codes.partition_point(digit)
+                };
         }
         let kids = (0..4).filter(|&q| bounds[q] < bounds[q + 1]).count();
         let first = self.cells.len();
