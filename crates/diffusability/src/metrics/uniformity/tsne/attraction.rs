@@ -5,12 +5,12 @@
 //! Positions, offsets and terms are f32, as scikit-learn computes them (`_barnes_hut_tsne.pyx`,
 //! `compute_gradient_positive`, on its f32 embedding): each term is within about 1e-7 of its value
 //! from those f32 positions. The sums are f64. Entry `k` of a row goes to lane `k mod 16`, and the
-//! lanes are merged in order, so the sums do not depend on the vector width, the instruction set or
+//! lanes are merged in a fixed order, so the sums do not depend on the vector width, the instruction set or
 //! how the points are numbered. Results are identical for any thread count: each row is summed by
 //! one task.
 
 use super::affinity::Csr;
-use crate::simd::simd_kernel;
+use crate::simd::{fold16, simd_kernel};
 use rayon::prelude::*;
 
 /// Points per task.
@@ -140,13 +140,8 @@ simd_kernel! {
                 acc[1][l] += f64::from(ty[l]);
             }
         }
-        [merge(&acc[0]), merge(&acc[1])]
+        [fold16(&acc[0]), fold16(&acc[1])]
     }
-}
-
-/// The lanes summed in order.
-fn merge(a: &[f64; LANES]) -> f64 {
-    a.iter().sum()
 }
 
 /// The row sums with AVX-512 gathers: written with intrinsics because the compiler does not
@@ -156,7 +151,8 @@ fn merge(a: &[f64; LANES]) -> f64 {
 /// [`row_terms`], lane by lane, so the same bits.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{LANES, merge};
+    use super::LANES;
+    use crate::simd::fold16_avx512;
     use std::arch::x86_64::*;
 
     /// # Safety
@@ -215,15 +211,7 @@ mod avx512 {
                 acc[2 * k + 1] = _mm512_add_pd(acc[2 * k + 1], hi);
             }
         }
-        let mut lanes = [[0.0f64; LANES]; 2];
-        for (k, l) in lanes.iter_mut().enumerate() {
-            // SAFETY: each store writes 8 f64 into its half of a 16-lane array.
-            unsafe {
-                _mm512_storeu_pd(l.as_mut_ptr(), acc[2 * k]);
-                _mm512_storeu_pd(l.as_mut_ptr().add(8), acc[2 * k + 1]);
-            }
-        }
-        [merge(&lanes[0]), merge(&lanes[1])]
+        [fold16_avx512(acc[0], acc[1]), fold16_avx512(acc[2], acc[3])]
     }
 }
 

@@ -33,6 +33,9 @@
 
 use super::super::vexp::simd_kernel;
 use super::optimize::{RepulsionForces, split_columns};
+use crate::simd::fold16;
+#[cfg(target_arch = "x86_64")]
+use crate::simd::fold16_avx512;
 use rayon::prelude::*;
 
 /// scikit-learn's default `angle`.
@@ -442,7 +445,7 @@ simd_kernel! {
 /// Lanes of the f32 cell sums.
 const LANES32: usize = 16;
 /// Blocks of [`LANES32`] cells whose terms are summed in f32 before the f64 lanes take them.
-const RUN: usize = 4;
+const RUN: usize = 8;
 
 /// For each point `a` at `(px[a], py[a])`: `(sum s q^2 dx, sum s q^2 dy, sum s q)` over the cells
 /// `(cx, cy, s)` whose mask has bit `a`, `q = 1 / (1 + dx^2 + dy^2)`, `d = p - c`, into
@@ -453,8 +456,8 @@ const RUN: usize = 4;
 /// the group, so `d` loses no more than a rounding of its own length (a cell's relative position is
 /// about `d` itself, a point's at most the group's extent), and terms are within about 1e-7 of their
 /// f64 values. Lane `l` takes the cells `l mod 16`; it sums the terms of [`RUN`] blocks in f32
-/// (three more roundings of a partial sum of four terms) and adds that to an f64 lane; the lanes
-/// are merged in order, so the sums are the same on every instruction set. Sizes are exact in f32
+/// (seven more roundings of a partial sum of eight terms) and adds that to an f64 lane; the lanes
+/// are merged as [`fold16`] does, so the sums are the same on every instruction set. Sizes are exact in f32
 /// up to `2^24` points.
 fn cell_sums(px: &[f32], py: &[f32], cells: (&[f32], &[f32], &[f32], &[u64]), out: &mut [f64]) {
     assert!(cells.0.len().is_multiple_of(LANES32) && px.len() <= 64);
@@ -504,7 +507,7 @@ simd_kernel! {
                 }
             }
             for (k, acc) in acc.iter().enumerate() {
-                out[3 * a + k] = acc.iter().sum();
+                out[3 * a + k] = fold16(acc);
             }
         }
     }
@@ -583,13 +586,7 @@ unsafe fn cell_sums_avx512(
             }
         }
         for k in 0..3 {
-            let mut lanes = [0.0f64; LANES32];
-            // SAFETY: two stores of 8 f64 into the halves of a 16-lane array.
-            unsafe {
-                _mm512_storeu_pd(lanes.as_mut_ptr(), acc[2 * k]);
-                _mm512_storeu_pd(lanes.as_mut_ptr().add(8), acc[2 * k + 1]);
-            }
-            out[3 * a + k] = lanes.iter().sum();
+            out[3 * a + k] = fold16_avx512(acc[2 * k], acc[2 * k + 1]);
         }
     }
 }
@@ -769,7 +766,7 @@ mod tests {
                     }
                 }
                 for k in 0..3 {
-                    // About 1e-7 per term and per f32 partial sum of four.
+                    // About 1e-7 per term and per addition of the f32 partial sums of eight.
                     assert!(
                         (a[3 * i + k] - want[k]).abs() <= 1e-6 * mag[k],
                         "{g} points, point {i}, sum {k}"
