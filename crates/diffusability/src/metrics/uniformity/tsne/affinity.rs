@@ -298,6 +298,25 @@ simd_kernel! {
     }
 }
 
+/// The `k`-th smallest of `v` by `total_cmp` (`1 <= k <= v.len()`). Selected among the values up to
+/// a bound `tau` (the `(k / 8 + 16)`-th smallest of every 8th value, so about `k + 128` values fall
+/// below it) when at least `k` do, which leaves the answer unchanged (all of the `k` smallest are
+/// then among them); else among all. `scratch` is reused. A selection over a whole row of 10,000
+/// distances cost more than the row's calibration.
+fn kth_smallest(v: &[f64], k: usize, scratch: &mut Vec<f64>) -> f64 {
+    scratch.clear();
+    scratch.extend(v.iter().step_by(8));
+    let r = (k / 8 + 16).min(scratch.len());
+    let tau = *scratch.select_nth_unstable_by(r - 1, f64::total_cmp).1;
+    scratch.clear();
+    scratch.extend(v.iter().copied().filter(|x| x.total_cmp(&tau).is_le()));
+    if scratch.len() < k {
+        scratch.clear();
+        scratch.extend_from_slice(v);
+    }
+    *scratch.select_nth_unstable_by(k - 1, f64::total_cmp).1
+}
+
 /// Per-chunk results, concatenated in chunk order.
 struct Part {
     knn: Vec<u32>,
@@ -338,9 +357,7 @@ pub fn affinities(x: Points<'_>, perplexity: f64, k: usize) -> Affinities {
                 others.extend_from_slice(&row[i + 1..]);
                 // Nearest k by (distance, index): the k-th smallest distance by selection on the
                 // values alone, then the indices below it and the first ties at it, in index order.
-                vals.clear();
-                vals.extend_from_slice(&others);
-                let thr = *vals.select_nth_unstable_by(k - 1, f64::total_cmp).1;
+                let thr = kth_smallest(&others, k, &mut vals);
                 order.clear();
                 order.extend((0..(n - 1) as u32).filter(|&a| others[a as usize] < thr));
                 for a in 0..(n - 1) as u32 {
@@ -497,6 +514,31 @@ mod tests {
                 let p: Vec<f64> = s.iter().map(|v| (-c.beta * v).exp() / c.z).collect();
                 assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-12);
                 assert!((entropy(&p) - perp.ln()).abs() < 1e-10, "{perp} {beta0}");
+            }
+        }
+    }
+
+    /// The bounded selection equals a full sort's `k`-th value, with ties, sorted and reversed rows
+    /// (the bound then holds fewer than `k` values or all of them), and `k` up to the length.
+    #[test]
+    fn kth_smallest_equals_sorting() {
+        let mut scratch = Vec::new();
+        let rows: Vec<Vec<f64>> = vec![
+            (0..1000)
+                .map(|i| ((i * 7919) % 1000) as f64 * 0.5)
+                .collect(),
+            (0..1000).map(|i| ((i * 31) % 17) as f64).collect(),
+            (0..300).map(|i| i as f64).collect(),
+            (0..300).map(|i| (300 - i) as f64).collect(),
+            (0..50).map(|i| (i as f64 * 1.3).sin()).collect(),
+        ];
+        for v in &rows {
+            let mut sorted = v.clone();
+            sorted.sort_by(f64::total_cmp);
+            for k in [1, 2, 10, 91, v.len() / 2, v.len()] {
+                if k <= v.len() {
+                    assert_eq!(kth_smallest(v, k, &mut scratch), sorted[k - 1], "k {k}");
+                }
             }
         }
     }
