@@ -17,9 +17,10 @@ use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use std::ops::Range;
 
-/// Rows per block of the distance pass: a `ROWS x n` f64 block (2.5 MB at n = 10,000) stays in cache
-/// while every row of it is calibrated.
-const ROWS: usize = 32;
+/// Rows per block of the distance pass (a `ROWS x n` f64 block, 10 MB at n = 10,000). Each block's
+/// product packs the `n x d` points afresh: 128 rows rather than 32 cut that copying by 4 (it cost
+/// more than the product itself), while each row is still calibrated from the cache.
+pub(super) const ROWS: usize = 128;
 
 /// Points in row-major order, `n x d`, f64.
 #[derive(Clone, Copy, Debug)]
@@ -243,6 +244,79 @@ impl Affinities {
     }
 }
 
+/// `beta0 * s` beyond which a point is left out of [`calibrate_near`]'s sums at first: its weight
+/// is below `e^-50 = 2e-22` of the nearest point's.
+const FAR: f64 = 50.0;
+
+/// [`calibrate`] over all of `s` (shifted squared distances, the smallest 0), summing only the
+/// points with `beta0 * s <= FAR`, for `beta0` at most the solution (the calibration over a
+/// point's nearest neighbours is: the others add mass far out, which raises the solution).
+///
+/// The weights left out, `exp(-beta s)` each, then add less than `len * e^-50 < 2e-16` of `z`
+/// (`z >= 1`, the nearest point's weight) for `len` up to `10^6`, below `z`'s rounding, and their
+/// share of the entropy less still. The result is checked: where the left-out weights could
+/// reach `1e-16 z` at the solution found (a smaller `beta` than `beta0`, or more points), or where
+/// the perplexity was not reached, the calibration runs again over all of `s`. Most of a point's distances lie beyond the cut, so
+/// this saves most of the exponentials of the exact calibration.
+pub fn calibrate_near(s: &[f64], target: f64, beta0: f64, near: &mut Vec<f64>) -> Calibration {
+    if !(beta0 > 0.0 && beta0.is_finite()) {
+        return calibrate(s, target, beta0);
+    }
+    let cut = FAR / beta0;
+    // Without a branch per point (near and far points alternate at random).
+    near.clear();
+    near.resize(s.len(), 0.0);
+    let mut len = 0;
+    for &v in s {
+        near[len] = v;
+        len += usize::from(v <= cut);
+    }
+    near.truncate(len);
+    let far_min = far_minimum(s, cut);
+    let far = s.len() - len;
+    let c = calibrate(near, target, beta0);
+    if far == 0 || (c.reached && (far as f64) * (-c.beta * far_min).exp() <= 1e-16 * c.z) {
+        return c;
+    }
+    calibrate(s, target, beta0)
+}
+
+simd_kernel! {
+    /// The smallest value of `s` above `cut`, or infinity.
+    fn far_minimum(s: &[f64], cut: f64) -> f64 {
+        let mut m = [f64::INFINITY; LANES];
+        let mut chunks = s.chunks_exact(LANES);
+        for c in &mut chunks {
+            for l in 0..LANES {
+                m[l] = m[l].min(if c[l] > cut { c[l] } else { f64::INFINITY });
+            }
+        }
+        for &v in chunks.remainder() {
+            m[0] = m[0].min(if v > cut { v } else { f64::INFINITY });
+        }
+        m.iter().copied().fold(f64::INFINITY, f64::min)
+    }
+}
+
+/// The `k`-th smallest of `v` by `total_cmp` (`1 <= k <= v.len()`). Selected among the values up to
+/// a bound `tau` (the `(k / 8 + 16)`-th smallest of every 8th value, so about `k + 128` values fall
+/// below it) when at least `k` do, which leaves the answer unchanged (all of the `k` smallest are
+/// then among them); else among all. `scratch` is reused. A selection over a whole row of 10,000
+/// distances cost more than the row's calibration.
+fn kth_smallest(v: &[f64], k: usize, scratch: &mut Vec<f64>) -> f64 {
+    scratch.clear();
+    scratch.extend(v.iter().step_by(8));
+    let r = (k / 8 + 16).min(scratch.len());
+    let tau = *scratch.select_nth_unstable_by(r - 1, f64::total_cmp).1;
+    scratch.clear();
+    scratch.extend(v.iter().copied().filter(|x| x.total_cmp(&tau).is_le()));
+    if scratch.len() < k {
+        scratch.clear();
+        scratch.extend_from_slice(v);
+    }
+    *scratch.select_nth_unstable_by(k - 1, f64::total_cmp).1
+}
+
 /// Per-chunk results, concatenated in chunk order.
 struct Part {
     knn: Vec<u32>,
@@ -253,7 +327,7 @@ struct Part {
 
 /// Exact `k`-nearest neighbours and both calibrations of every point, for `perplexity` with
 /// `1 < perplexity < k <= n - 1`. Cost: `2 n^2 d` flops for the distances, `O(n^2)` for the selections
-/// and about `6 n^2` exponentials for the calibrations; memory `O(n k)` plus one `32 x n` block per thread.
+/// and `n^2` exponentials per step of the calibrations (fewer over all points: [`calibrate_near`]); memory `O(n k)` plus one `ROWS x n` block per thread.
 pub fn affinities(x: Points<'_>, perplexity: f64, k: usize) -> Affinities {
     let n = x.n;
     assert!(k >= 1 && k < n, "affinities: need 1 <= k < n");
@@ -275,6 +349,7 @@ pub fn affinities(x: Points<'_>, perplexity: f64, k: usize) -> Affinities {
             let mut order: Vec<u32> = Vec::with_capacity(n - 1);
             let mut vals: Vec<f64> = Vec::with_capacity(n - 1);
             let mut s_knn = Vec::with_capacity(k);
+            let mut near = Vec::with_capacity(n - 1);
             for (r, i) in rows.enumerate() {
                 let row = &block[r * n..(r + 1) * n];
                 others.clear();
@@ -282,9 +357,7 @@ pub fn affinities(x: Points<'_>, perplexity: f64, k: usize) -> Affinities {
                 others.extend_from_slice(&row[i + 1..]);
                 // Nearest k by (distance, index): the k-th smallest distance by selection on the
                 // values alone, then the indices below it and the first ties at it, in index order.
-                vals.clear();
-                vals.extend_from_slice(&others);
-                let thr = *vals.select_nth_unstable_by(k - 1, f64::total_cmp).1;
+                let thr = kth_smallest(&others, k, &mut vals);
                 order.clear();
                 order.extend((0..(n - 1) as u32).filter(|&a| others[a as usize] < thr));
                 for a in 0..(n - 1) as u32 {
@@ -315,7 +388,7 @@ pub fn affinities(x: Points<'_>, perplexity: f64, k: usize) -> Affinities {
                 for v in others.iter_mut() {
                     *v -= shift;
                 }
-                let mut e = calibrate(&others, target, c.beta);
+                let mut e = calibrate_near(&others, target, c.beta, &mut near);
                 e.shift = shift;
                 part.exact.push(e);
             }
@@ -443,6 +516,77 @@ mod tests {
                 assert!((entropy(&p) - perp.ln()).abs() < 1e-10, "{perp} {beta0}");
             }
         }
+    }
+
+    /// The bounded selection equals a full sort's `k`-th value, with ties, sorted and reversed rows
+    /// (the bound then holds fewer than `k` values or all of them), and `k` up to the length.
+    #[test]
+    fn kth_smallest_equals_sorting() {
+        let mut scratch = Vec::new();
+        let rows: Vec<Vec<f64>> = vec![
+            (0..1000)
+                .map(|i| ((i * 7919) % 1000) as f64 * 0.5)
+                .collect(),
+            (0..1000).map(|i| ((i * 31) % 17) as f64).collect(),
+            (0..300).map(|i| i as f64).collect(),
+            (0..300).map(|i| (300 - i) as f64).collect(),
+            (0..50).map(|i| (i as f64 * 1.3).sin()).collect(),
+        ];
+        for v in &rows {
+            let mut sorted = v.clone();
+            sorted.sort_by(f64::total_cmp);
+            for k in [1, 2, 10, 91, v.len() / 2, v.len()] {
+                if k <= v.len() {
+                    assert_eq!(kth_smallest(v, k, &mut scratch), sorted[k - 1], "k {k}");
+                }
+            }
+        }
+    }
+
+    /// Leaving out the far points changes nothing beyond rounding: the same `beta` and `z` as over
+    /// all points, from a start below the solution (the cut applies) and above it (the check sends
+    /// it back to all points), and on a row of ties (not reached).
+    #[test]
+    fn calibration_over_near_points_equals_the_full_one() {
+        // 3000 distances: a near cloud and a far shell that holds most points.
+        let s: Vec<f64> = (0..3000)
+            .map(|i| {
+                let u = (i as f64 * 0.618_034).fract();
+                if i % 10 == 0 {
+                    4.0 * u
+                } else {
+                    60.0 + 40.0 * u
+                }
+            })
+            .collect();
+        let min = s.iter().cloned().fold(f64::INFINITY, f64::min);
+        let s: Vec<f64> = s.iter().map(|v| v - min).collect();
+        let target = f64::ln(30.0);
+        let full = calibrate(&s, target, 1.0);
+        assert!(full.reached);
+        let mut near = Vec::new();
+        for beta0 in [
+            0.5 * full.beta,
+            0.99 * full.beta,
+            3.0 * full.beta,
+            100.0 * full.beta,
+        ] {
+            let c = calibrate_near(&s, target, beta0, &mut near);
+            assert!(c.reached, "{beta0}");
+            assert!(
+                (c.beta - full.beta).abs() <= 1e-10 * full.beta,
+                "{beta0}: {c:?} vs {full:?}"
+            );
+            assert!(
+                (c.z - full.z).abs() <= 1e-13 * full.z,
+                "{beta0}: {c:?} vs {full:?}"
+            );
+        }
+        // With the start below the solution, most points are left out.
+        calibrate_near(&s, target, 0.99 * full.beta, &mut near);
+        assert!(near.len() < s.len() / 2, "{} of {}", near.len(), s.len());
+        let ties = calibrate_near(&[0.0; 20], f64::ln(5.0), 1.0, &mut near);
+        assert!(!ties.reached && ties.z == 20.0);
     }
 
     #[test]

@@ -6,8 +6,8 @@ use super::super::vexp::{self, LANES, simd_kernel};
 use super::affinity::{Calibration, Points};
 use crate::par;
 
-/// Rows per chunk of the pair pass.
-const ROWS: usize = 32;
+/// Rows per chunk of the pair pass: as many as the distance pass, for the same reason.
+const ROWS: usize = super::affinity::ROWS;
 
 simd_kernel! {
     /// For the pairs `(i, j)`, `j` over one row's columns, returns
@@ -74,7 +74,7 @@ simd_kernel! {
 /// Computed over pairs `i < j` as `2 sum p_ij ln(p_ij (1 + |y_i - y_j|^2)) + ln Z_q` with
 /// `Z_q = 2 sum (1 + |y_i - y_j|^2)^-1`; pairs whose `p_ij` underflows contribute 0 (`p ln p -> 0`).
 /// `x` are the high-dimensional points (`n x d`), `y` the embedding (`n x 2`, row-major).
-/// Cost: `n^2 d` flops, `n^2` exponentials and `n^2 / 2` logarithms (both vectorized); memory one `32 x n` block per thread.
+/// Cost: `n^2 d` flops, `n^2` exponentials and `n^2 / 2` logarithms (both vectorized); memory one `ROWS x n` block per thread.
 /// Deterministic for any thread count.
 pub fn exact_kl(x: Points<'_>, exact: &[Calibration], y: &[f64]) -> f64 {
     let n = x.n;

@@ -14,6 +14,7 @@
 //! points), and the same result for any thread count.
 
 pub mod affinity;
+mod attraction;
 pub mod barnes_hut;
 pub mod init;
 pub mod kl;

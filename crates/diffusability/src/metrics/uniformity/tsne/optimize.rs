@@ -34,6 +34,7 @@
 
 use super::super::vexp::{self, LANES, simd_kernel};
 use super::affinity::Csr;
+use super::attraction::Attraction;
 use crate::progress::Progress;
 use manifolds_rs::utils::fft::{FftGrid, FftKernels3k, FftWorkspace3k, n_body_fft_2d_3k};
 use rayon::prelude::*;
@@ -294,105 +295,11 @@ impl RepulsionForces for FftRepulsion {
     }
 }
 
-/// The rows of `P` as the attraction reads them: values in f32 (as scikit-learn keeps them), the
-/// points possibly renumbered ([`Attraction::renumber`]).
-///
-/// Streaming `P` from memory and gathering the neighbours' positions bound the attraction, not its
-/// arithmetic: f32 values cut the stream by a third, and numbering the points in the map's spatial
-/// order (a tree's order, now and then) makes consecutive rows share most of their neighbours, whose
-/// positions then come from the L1 cache. Renumbering moves rows but keeps each row's entries in
-/// their order, so every attraction sum is the same as without it (the tree orders the points of a
-/// leaf of coincident points by number, which only reorders the additions of equal positions).
-/// Renumbering depends on the map alone, so results stay identical for any thread count.
-struct Attraction {
-    indptr: Vec<usize>,
-    indices: Vec<u32>,
-    values: Vec<f32>,
-    /// Per current number: the point's original index.
-    original: Vec<u32>,
-}
-
-impl Attraction {
-    fn new(p: &Csr) -> Attraction {
-        Attraction {
-            indptr: p.indptr.clone(),
-            indices: p.indices.clone(),
-            values: p.values.iter().map(|&v| v as f32).collect(),
-            original: (0..p.n as u32).collect(),
-        }
-    }
-
-    /// Renumbers the points: new number `k` for the point numbered `ord[k]` (a permutation).
-    fn renumber(&mut self, ord: &[u32]) {
-        let n = ord.len();
-        let mut new_of = vec![0u32; n];
-        for (k, &i) in ord.iter().enumerate() {
-            new_of[i as usize] = k as u32;
-        }
-        let mut indptr = Vec::with_capacity(n + 1);
-        let mut indices = Vec::with_capacity(self.indices.len());
-        let mut values = Vec::with_capacity(self.values.len());
-        indptr.push(0);
-        for &i in ord {
-            let row = self.indptr[i as usize]..self.indptr[i as usize + 1];
-            indices.extend(
-                self.indices[row.clone()]
-                    .iter()
-                    .map(|&j| new_of[j as usize]),
-            );
-            values.extend_from_slice(&self.values[row]);
-            indptr.push(indices.len());
-        }
-        self.original = ord.iter().map(|&i| self.original[i as usize]).collect();
-        (self.indptr, self.indices, self.values) = (indptr, indices, values);
-    }
-
-    /// Attractive forces `exaggeration * sum_j p_ij q_ij (y_i - y_j)` into `out` (`n x 2`).
-    fn forces(&self, y: &[f64], exaggeration: f64, out: &mut [f64]) {
-        out.par_chunks_mut(2 * CHUNK)
-            .enumerate()
-            .for_each(|(c, o)| {
-                for (r, f) in o.chunks_exact_mut(2).enumerate() {
-                    let i = c * CHUNK + r;
-                    let (xi, yi) = (y[2 * i], y[2 * i + 1]);
-                    // Independent sums in lanes, merged in order: one chain of additions would
-                    // wait on each addition's latency.
-                    let mut acc = [[0.0; ACC]; 2];
-                    let row = self.indptr[i]..self.indptr[i + 1];
-                    let (idx, val) = (&self.indices[row.clone()], &self.values[row]);
-                    let mut term = |l: usize, j: u32, v: f32| {
-                        let j = j as usize;
-                        let (dx, dy) = (xi - y[2 * j], yi - y[2 * j + 1]);
-                        let w = f64::from(v) / (1.0 + dx * dx + dy * dy);
-                        acc[0][l] += w * dx;
-                        acc[1][l] += w * dy;
-                    };
-                    let (ci, cv) = (idx.chunks_exact(ACC), val.chunks_exact(ACC));
-                    let rest = ci.remainder().iter().zip(cv.remainder());
-                    for (bi, bv) in ci.zip(cv) {
-                        for l in 0..ACC {
-                            term(l, bi[l], bv[l]);
-                        }
-                    }
-                    for (l, (&j, &v)) in rest.enumerate() {
-                        term(l, j, v);
-                    }
-                    let merge = |a: &[f64; ACC]| a.iter().sum::<f64>();
-                    f[0] = exaggeration * merge(&acc[0]);
-                    f[1] = exaggeration * merge(&acc[1]);
-                }
-            });
-    }
-}
-
-/// Lanes of the attraction's sums.
-const ACC: usize = 4;
-
 /// Every this many iterations the points are renumbered in the repulsion's spatial order.
 const RENUMBER: usize = 25;
 
 /// `v` (`n x 2`) with row `k` taken from row `ord[k]`.
-fn permute_rows(v: &mut Vec<f64>, ord: &[u32]) {
+pub(super) fn permute_rows(v: &mut Vec<f64>, ord: &[u32]) {
     *v = ord
         .iter()
         .flat_map(|&i| [v[2 * i as usize], v[2 * i as usize + 1]])
@@ -542,64 +449,6 @@ mod tests {
             );
             let err = relative_error(&a, &b);
             assert!(err < tol_f, "scale {scale}: relative force error {err}");
-        }
-    }
-
-    /// Renumbering moves whole rows and keeps each row's entries in order: the attraction on every
-    /// point is the same, bit for bit, as before (an independent direct sum checks the value).
-    #[test]
-    fn renumbering_keeps_the_attraction() {
-        let n = 300;
-        let y = map(0.3)[..2 * n].to_vec();
-        // A sparse symmetric-looking P: each row lists 7 other points, in increasing index.
-        let mut p = Csr {
-            n,
-            indptr: vec![0],
-            indices: Vec::new(),
-            values: Vec::new(),
-        };
-        for i in 0..n {
-            let mut row: Vec<u32> = (1..8).map(|k| ((i * 37 + k * 101) % n) as u32).collect();
-            row.sort_unstable();
-            row.dedup();
-            row.retain(|&j| j as usize != i);
-            for &j in &row {
-                p.indices.push(j);
-                p.values
-                    .push(1.0 / (1.0 + ((i + j as usize) % 13) as f64) / n as f64);
-            }
-            p.indptr.push(p.indices.len());
-        }
-        let att = Attraction::new(&p);
-        let mut before = vec![0.0; 2 * n];
-        att.forces(&y, 12.0, &mut before);
-        for i in [0, 17, n - 1] {
-            let (mut fx, mut fy) = (0.0, 0.0);
-            for t in p.indptr[i]..p.indptr[i + 1] {
-                let j = p.indices[t] as usize;
-                let (dx, dy) = (y[2 * i] - y[2 * j], y[2 * i + 1] - y[2 * j + 1]);
-                let w = f64::from(p.values[t] as f32) / (1.0 + dx * dx + dy * dy);
-                fx += w * dx;
-                fy += w * dy;
-            }
-            assert!((before[2 * i] - 12.0 * fx).abs() <= 1e-12 * fx.abs().max(1e-300));
-            assert!((before[2 * i + 1] - 12.0 * fy).abs() <= 1e-12 * fy.abs().max(1e-300));
-        }
-        // A permutation, applied twice (renumbering composes).
-        let ord: Vec<u32> = (0..n as u32).map(|k| (k * 7 + 3) % n as u32).collect();
-        let mut att = att;
-        let mut yp = y.clone();
-        for _ in 0..2 {
-            att.renumber(&ord);
-            permute_rows(&mut yp, &ord);
-        }
-        let mut after = vec![0.0; 2 * n];
-        att.forces(&yp, 12.0, &mut after);
-        for (k, &i) in att.original.iter().enumerate() {
-            let i = i as usize;
-            assert_eq!(yp[2 * k], y[2 * i]);
-            assert_eq!(after[2 * k], before[2 * i]);
-            assert_eq!(after[2 * k + 1], before[2 * i + 1]);
         }
     }
 }
