@@ -488,6 +488,8 @@ simd_kernel! {
             for run in (0..m).step_by(RUN * LANES32) {
                 let mut part = [[0.0f32; LANES32]; 3];
                 for block in (run..m.min(run + RUN * LANES32)).step_by(LANES32) {
+                    // Lane `l` indexes the cells and three accumulators.
+                    #[allow(clippy::needless_range_loop)]
                     for l in 0..LANES32 {
                         let j = block + l;
                         let w = if cm[j] & bit != 0 { cs[j] } else { 0.0 };
