@@ -719,8 +719,8 @@ mod tests {
     }
 
     /// The cell sums: the AVX-512 kernel (where the CPU has it) gives the reference's bits, and the
-    /// dispatched path is within f32 rounding of an f64 evaluation, for groups of 1 to 64 points and lists
-    /// of 1 to 13 blocks (whole runs and a partial one), masks of every density.
+    /// dispatched path is within f32 rounding of an f64 evaluation, for groups of 1 to 64 points
+    /// and lists of 1 to 13 blocks (whole runs and a partial one), masks of every density.
     #[test]
     fn cell_sums_match_the_reference_and_f64() {
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
