@@ -6,14 +6,16 @@
 //! the channel rows of every sample and the `C x (n S)` matrix whose columns are the spatial positions
 //! of every sample. Each half-sweep is then two GEMM-shaped operations per chunk:
 //!
-//! - `Sigma_C <- (1/(N S)) sum_n R_n Sigma_S^{-1} R_n^T`: with `Sigma_S = L L^T`, the triangular
-//!   product `Y = R L^{-T}` on the `(C n) x S` view (`n C S^2` flops), then `Y Y^T` on the `C x (n S)`
+//! - `Sigma_C <- (1/(N S)) sum_n R_n Sigma_S^{-1} R_n^T`: with `Sigma_S = L L^T`, `Y = R L^{-T}` on
+//!   the `(C n) x S` view by block substitution (`n C S^2` flops), then `Y Y^T` on the `C x (n S)`
 //!   view (`n C^2 S`);
 //! - `Sigma_S <- (1/(N C)) sum_n R_n^T Sigma_C^{-1} R_n`: with `Sigma_C = L L^T`, `Z = L^{-1} R` on
 //!   the `C x (n S)` view (`n C^2 S`), then `Z^T Z` on the `(C n) x S` view (`n C S^2`, lower half only).
 //!
-//! The inverse factors `L^{-1}` are formed once per sweep (`(C^3 + S^3)/3` flops), so the per-sample
-//! work runs as matrix products rather than many-right-hand-side solves. [`fit`] runs every sweep in
+//! The substitution factor of the spatial `L^T` (its inverted diagonal blocks and the off-diagonal
+//! blocks scaled by them, about `S^3 / 16` flops) and the channel inverse `L^{-1}` (`C^3 / 3`) are
+//! formed once per sweep, so the per-sample work runs as matrix products rather than
+//! many-right-hand-side solves, without the `S^3 / 3` of a full spatial inverse. [`fit`] runs every sweep in
 //! f64; [`fit_with`] with [`Precision::Mixed`] runs the sweeps in f32 with Anderson acceleration,
 //! under the same stopping rule, and falls back to f64 sweeps where the f32 rounding floor stops the
 //! changes short of the tolerance (the metric's default for `D >= 1024`, where the sweeps dominate
@@ -345,21 +347,23 @@ impl<'a> Residuals<'a> {
         })
     }
 
-    /// `sum_n R_n Sigma_S^{-1} R_n^T` (`C x C`), with `Sigma_S = L L^T` given by `li_s = L^{-1}`,
-    /// or `Sigma_S = I` when `None`: `Y = R L^{-T}` on the `(C n) x S` view (a triangular product),
-    /// then `Y Y^T` on the `C x (n S)` view.
-    pub fn channel_gram(&self, li_s: Option<MatRef<'_, f64>>) -> Mat<f64> {
+    /// `sum_n R_n Sigma_S^{-1} R_n^T` (`C x C`), with `Sigma_S = L L^T` given by the substitution
+    /// factor `solve_s` of `L^T` ([`linalg::upper_solve_factor`]), or `Sigma_S = I` when `None`:
+    /// `Y = R L^{-T}` on the `(C n) x S` view (block substitution), then `Y Y^T` on the `C x (n S)`
+    /// view.
+    pub fn channel_gram(&self, solve_s: Option<MatRef<'_, f64>>) -> Mat<f64> {
         let (c, s) = (self.c, self.s);
         self.reduce64(|r, nk, work| {
             let mut g = Mat::zeros(c, c);
-            let y = match li_s {
+            let y = match solve_s {
                 None => r,
-                Some(li) => {
+                Some(m) => {
                     work.f64.resize(r.len(), 0.0);
-                    linalg::mul_upper_right(
+                    linalg::solve_upper_right(
                         MatMut::from_row_major_slice_mut(&mut work.f64, c * nk, s),
                         MatRef::from_row_major_slice(r, c * nk, s),
-                        li.transpose(),
+                        m,
+                        &mut work.block64,
                     );
                     &work.f64
                 }
@@ -401,24 +405,31 @@ impl<'a> Residuals<'a> {
     /// twice the throughput); the Gram products are summed in f64 over blocks of [`GRAM_BLOCK`]
     /// terms, so the result carries a relative error of about `1e-7`, not the `1e-16` of the f64
     /// form. For the early sweeps of [`fit_with`] only.
-    pub fn channel_gram_f32(&self, li_s: Option<MatRef<'_, f32>>) -> Mat<f64> {
+    pub fn channel_gram_f32(&self, solve_s: Option<MatRef<'_, f32>>) -> Mat<f64> {
         let (c, s) = (self.c, self.s);
         self.reduce32(|x, nk, work| {
-            let Work { f32: y, part, .. } = work;
-            let y = match li_s {
+            let Work {
+                f32: y,
+                part,
+                block32,
+                ..
+            } = work;
+            let y = match solve_s {
                 None => x,
-                Some(li) => {
-                    // Every value is written by the product: no need to clear a reused buffer.
+                Some(m) => {
+                    // Every value is written by the products: no need to clear a reused buffer.
                     y.resize(x.len(), 0.0);
-                    linalg::mul_upper_right(
+                    linalg::solve_upper_right(
                         MatMut::from_row_major_slice_mut(y, c * nk, s),
                         MatRef::from_row_major_slice(x, c * nk, s),
-                        li.transpose(),
+                        m,
+                        block32,
                     );
                     &*y
                 }
             };
-            gram_f32(MatRef::from_row_major_slice(y, c, nk * s), part)
+            linalg::row_gram_f32(y, c, nk * s)
+                .unwrap_or_else(|| gram_f32(MatRef::from_row_major_slice(y, c, nk * s), part))
         })
     }
 
@@ -443,6 +454,9 @@ struct Work {
     f64: Vec<f64>,
     f32: Vec<f32>,
     part: Mat<f32>,
+    /// A block column of the substitution ([`linalg::solve_upper_right`]).
+    block64: Vec<f64>,
+    block32: Vec<f32>,
 }
 
 impl Default for Work {
@@ -451,6 +465,8 @@ impl Default for Work {
             f64: Vec::new(),
             f32: Vec::new(),
             part: Mat::zeros(0, 0),
+            block64: Vec::new(),
+            block32: Vec::new(),
         }
     }
 }
@@ -629,12 +645,12 @@ pub enum Precision {
     Mixed,
 }
 
-/// A spatial factor for [`fit_with`] to start from, with the inverse of its Cholesky factor: made
-/// once for all the classes that share it.
+/// A spatial factor for [`fit_with`] to start from, with the substitution factor of its Cholesky
+/// factor: made once for all the classes that share it.
 #[derive(Clone, Debug)]
 pub struct Start {
     sigma_s: Mat<f64>,
-    li: Mat<f64>,
+    solve: Mat<f64>,
 }
 
 impl Start {
@@ -645,8 +661,8 @@ impl Start {
             return None;
         }
         let l = linalg::cholesky(sigma_s.as_ref())?;
-        let li = linalg::inverse_lower(l.as_ref());
-        Some(Start { sigma_s, li })
+        let solve = linalg::upper_solve_factor(l.as_ref(), 1.0);
+        Some(Start { sigma_s, solve })
     }
 }
 
@@ -699,9 +715,10 @@ pub fn fit_with(
     let max_sweeps = opts.max_sweeps.max(1);
     let mut single = precision == Precision::Mixed && max_sweeps > 1;
     let (mut sweeps_f32, mut last_f32_change) = (0, f64::INFINITY);
-    // The spatial factor the next sweep starts from, and its inverse Cholesky factor (None: I).
-    let (mut cur_ss, mut li_s) = match start.filter(|st| st.sigma_s.nrows() == s) {
-        Some(st) => (st.sigma_s.clone(), Some(st.li.clone())),
+    // The spatial factor the next sweep starts from, and the substitution factor of its Cholesky
+    // factor (None: I).
+    let (mut cur_ss, mut solve_s) = match start.filter(|st| st.sigma_s.nrows() == s) {
+        Some(st) => (st.sigma_s.clone(), Some(st.solve.clone())),
         None => (Mat::<f64>::identity(s, s), None),
     };
     let mut accel = Anderson::new(ANDERSON_DEPTH);
@@ -712,8 +729,14 @@ pub fn fit_with(
     let half_stop = precision == Precision::Mixed;
     while sweeps < max_sweeps {
         let before = rc.reason;
-        let Some((sc, li_c)) =
-            channel_half(res, li_s.as_ref(), single, sweeps == 0, opts.ridge, &mut rc)?
+        let Some((sc, li_c)) = channel_half(
+            res,
+            solve_s.as_ref(),
+            single,
+            sweeps == 0,
+            opts.ridge,
+            &mut rc,
+        )?
         else {
             single = false;
             accel.clear();
@@ -784,23 +807,23 @@ pub fn fit_with(
         } else {
             None
         };
-        li_s = match (next, l) {
+        solve_s = match (next, l) {
             (Some((x, lx)), _) => {
                 cur_ss = x;
-                Some(linalg::inverse_lower(lx.as_ref()))
+                Some(linalg::upper_solve_factor(lx.as_ref(), 1.0))
             }
             // Sigma_S / a = (L / sqrt(a)) (L / sqrt(a))^T.
-            (None, Some(l)) => Some(linalg::inverse_lower(l.as_ref()) * a.sqrt()),
+            (None, Some(l)) => Some(linalg::upper_solve_factor(l.as_ref(), 1.0 / a.sqrt())),
             (None, None) => match linalg::cholesky(cur_ss.as_ref()) {
-                Some(l) => Some(linalg::inverse_lower(l.as_ref())),
+                Some(l) => Some(linalg::upper_solve_factor(l.as_ref(), 1.0)),
                 None => {
                     // An unfactored f32 output that is not positive definite, and no usable
                     // combination: the f64 sweeps take over from the start of this sweep, whose
-                    // factor `li_s` still is.
+                    // factor `solve_s` still is.
                     single = false;
                     accel.clear();
                     cur_ss = from;
-                    li_s.take()
+                    solve_s.take()
                 }
             },
         };
@@ -830,12 +853,12 @@ type SweepOut = (Mat<f64>, Mat<f64>, Option<Mat<f64>>, f64);
 /// `(Sigma_C, inverse of its Cholesky factor)` of a sweep's first half.
 type ChannelHalf = (Mat<f64>, Mat<f64>);
 
-/// The first half of a sweep from the spatial factor whose inverse Cholesky factor is `li_s`
-/// (None: I): `Sigma_C` (with its ridge when one is on or needed) and the inverse of its Cholesky
+/// The first half of a sweep from the spatial factor whose Cholesky factor's transpose has the
+/// substitution factor `solve_s` (None: I): `Sigma_C` (with its ridge when one is on or needed) and the inverse of its Cholesky
 /// factor. `Ok(None)` when an f32 product overflowed (the ridge state is then as before).
 fn channel_half(
     res: &Residuals<'_>,
-    li_s: Option<&Mat<f64>>,
+    solve_s: Option<&Mat<f64>>,
     single: bool,
     first: bool,
     eps: f64,
@@ -843,9 +866,9 @@ fn channel_half(
 ) -> Result<Option<ChannelHalf>, Degenerate> {
     let (s, n) = (res.s, res.n);
     let mut sc = if single {
-        res.channel_gram_f32(li_s.map(to_f32).as_ref().map(|l| l.as_ref()))
+        res.channel_gram_f32(solve_s.map(to_f32).as_ref().map(|m| m.as_ref()))
     } else {
-        res.channel_gram(li_s.map(|l| l.as_ref()))
+        res.channel_gram(solve_s.map(|m| m.as_ref()))
     };
     sc *= 1.0 / (n * s) as f64;
     let tr = linalg::trace(sc.as_ref());
