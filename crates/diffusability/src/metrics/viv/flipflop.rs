@@ -359,12 +359,7 @@ impl<'a> Residuals<'a> {
                 None => r,
                 Some(m) => {
                     work.f64.resize(r.len(), 0.0);
-                    linalg::solve_upper_right(
-                        MatMut::from_row_major_slice_mut(&mut work.f64, c * nk, s),
-                        MatRef::from_row_major_slice(r, c * nk, s),
-                        m,
-                        &mut work.block64,
-                    );
+                    linalg::solve_upper_right(&mut work.f64, r, m, &mut work.block64);
                     &work.f64
                 }
             };
@@ -419,12 +414,7 @@ impl<'a> Residuals<'a> {
                 Some(m) => {
                     // Every value is written by the products: no need to clear a reused buffer.
                     y.resize(x.len(), 0.0);
-                    linalg::solve_upper_right(
-                        MatMut::from_row_major_slice_mut(y, c * nk, s),
-                        MatRef::from_row_major_slice(x, c * nk, s),
-                        m,
-                        block32,
-                    );
+                    linalg::solve_upper_right(y, x, m, block32);
                     &*y
                 }
             };
@@ -750,15 +740,14 @@ pub fn fit_with(
             && last_ds < opts.tol
             && let Some((pc, _)) = &last
         {
-            let dc =
-                linalg::frobenius_diff(sc.as_ref(), pc.as_ref()) / linalg::frobenius(sc.as_ref());
+            let dc = linalg::relative_change(&sc, pc);
             if dc < opts.tol {
                 sweeps += 1;
                 sweeps_f32 += usize::from(single);
                 change = dc.max(last_ds);
                 converged = true;
                 scale_c = 1.0;
-                last = Some((sc, cur_ss.clone()));
+                last = Some((sc, linalg::dup(&cur_ss)));
                 break;
             }
         }
@@ -780,10 +769,8 @@ pub fn fit_with(
         sweeps += 1;
         (scale_c, scale_s) = (a, a);
         if let Some((pc, _)) = &last {
-            let dc =
-                linalg::frobenius_diff(sc.as_ref(), pc.as_ref()) / linalg::frobenius(sc.as_ref());
-            let ds = linalg::frobenius_diff(ss.as_ref(), cur_ss.as_ref())
-                / linalg::frobenius(ss.as_ref());
+            let dc = linalg::relative_change(&sc, pc);
+            let ds = linalg::relative_change(&ss, &cur_ss);
             change = dc.max(ds);
             last_ds = ds;
         }
@@ -795,7 +782,7 @@ pub fn fit_with(
             }
             last_f32_change = change;
         }
-        let from = std::mem::replace(&mut cur_ss, ss.clone());
+        let from = std::mem::replace(&mut cur_ss, linalg::dup(&ss));
         last = Some((sc, ss));
         if converged {
             break;
@@ -907,7 +894,7 @@ fn spatial_half(
     } else {
         res.spatial_gram(li_c.as_ref())
     };
-    ss *= 1.0 / (n * c) as f64;
+    linalg::scale_in_place(&mut ss, 1.0 / (n * c) as f64);
     if !linalg::trace(ss.as_ref()).is_finite() {
         return if single {
             Ok(None)
@@ -924,7 +911,7 @@ fn spatial_half(
         None
     };
     let a = linalg::trace(ss.as_ref()) / s as f64;
-    ss *= 1.0 / a;
+    linalg::scale_in_place(&mut ss, 1.0 / a);
     sc *= a;
     Ok(Some((sc, ss, l, a)))
 }
@@ -932,13 +919,19 @@ fn spatial_half(
 /// Anderson acceleration (type II, Walker & Ni 2011) of the spatial factor's fixed-point map
 /// `x -> F(x)` (one f32 sweep): the next start is `sum_i w_i F(x_i)` over the last `depth + 1`
 /// iterates, with weights summing to one that minimise `|| sum_i w_i (F(x_i) - x_i) ||_F`.
+///
+/// The iterates are symmetric, so only their lower triangles are kept (packed column by column):
+/// half the memory traffic of full matrices, and a Frobenius inner product is twice the packed one
+/// less the diagonal's.
 struct Anderson {
     depth: usize,
-    /// Past map values `g_i = F(x_i)` and residuals `f_i = g_i - x_i` (column-major `S x S`),
+    /// Past map values `g_i = F(x_i)` and residuals `f_i = g_i - x_i` (packed lower triangles),
     /// oldest first, and the residuals' inner products `dots[i][j] = <f_i, f_j>`.
     g: Vec<Vec<f64>>,
     f: Vec<Vec<f64>>,
     dots: Vec<Vec<f64>>,
+    /// Positions of the diagonal in a packed triangle.
+    diag: Vec<usize>,
 }
 
 impl Anderson {
@@ -948,6 +941,7 @@ impl Anderson {
             g: Vec::new(),
             f: Vec::new(),
             dots: Vec::new(),
+            diag: Vec::new(),
         }
     }
 
@@ -962,19 +956,32 @@ impl Anderson {
         self.dots.clear();
     }
 
+    /// The Frobenius inner product of two symmetric matrices from their packed lower triangles.
+    fn inner(&self, a: &[f64], b: &[f64]) -> f64 {
+        let d: f64 = self.diag.iter().map(|&k| a[k] * b[k]).sum();
+        2.0 * linalg::dot(a, b) - d
+    }
+
     /// Records `g = F(x)` and returns the next start with its Cholesky factor, or None (start from
     /// `g`) when there is no history yet, the weights are ill-determined, the combination is not
     /// positive definite, or the residual grew (the history is then restarted from this step).
     fn next(&mut self, x: &Mat<f64>, g: &Mat<f64>) -> Option<(Mat<f64>, Mat<f64>)> {
         let n = g.nrows();
-        let mut gv = Vec::with_capacity(n * n);
-        let mut f = Vec::with_capacity(n * n);
+        if self.diag.len() != n {
+            self.clear();
+            self.diag = (0..n)
+                .scan(0, |k, j| Some(std::mem::replace(k, *k + n - j)))
+                .collect();
+        }
+        let len = n * (n + 1) / 2;
+        let mut gv = Vec::with_capacity(len);
+        let mut f = Vec::with_capacity(len);
         for j in 0..n {
-            let (gj, xj) = (g.col_as_slice(j), x.col_as_slice(j));
+            let (gj, xj) = (&g.col_as_slice(j)[j..], &x.col_as_slice(j)[j..]);
             gv.extend_from_slice(gj);
             f.extend(gj.iter().zip(xj).map(|(a, b)| a - b));
         }
-        let ff = linalg::dot(&f, &f);
+        let ff = self.inner(&f, &f);
         if self.dots.last().is_some_and(|d| ff > d[d.len() - 1]) {
             self.clear();
         }
@@ -986,7 +993,7 @@ impl Anderson {
                 d.remove(0);
             }
         }
-        let mut row: Vec<f64> = self.f.iter().map(|p| linalg::dot(p, &f)).collect();
+        let mut row: Vec<f64> = self.f.iter().map(|p| self.inner(p, &f)).collect();
         row.push(ff);
         for (d, &v) in self.dots.iter_mut().zip(&row) {
             d.push(v);
@@ -1019,9 +1026,10 @@ impl Anderson {
         );
         let w_last = 1.0 - (0..m).map(|j| c[(j, 0)]).sum::<f64>();
         let mut out = Mat::<f64>::zeros(n, n);
+        let mut k = 0;
         for j in 0..n {
-            let col = out.col_as_slice_mut(j);
-            let span = j * n..(j + 1) * n;
+            let col = &mut out.col_as_slice_mut(j)[j..];
+            let span = k..k + n - j;
             for (o, &v) in col.iter_mut().zip(&self.g[m][span.clone()]) {
                 *o = w_last * v;
             }
@@ -1031,7 +1039,9 @@ impl Anderson {
                     *o += ct * v;
                 }
             }
+            k += n - j;
         }
+        linalg::mirror_lower(out.as_mut());
         let lx = linalg::cholesky(out.as_ref())?;
         Some((out, lx))
     }
@@ -1198,6 +1208,34 @@ mod tests {
             let d = linalg::frobenius_diff(a.as_ref(), b.as_ref()) / linalg::frobenius(a.as_ref());
             assert!(d < 1e-10, "{d}");
         }
+    }
+
+    #[test]
+    fn packed_inner_products_are_frobenius_ones() {
+        let n = 19;
+        let sym = |k: f64| {
+            let mut m = Mat::from_fn(n, n, |i, j| ((i * n + j) as f64 * k).sin());
+            m = &m + m.transpose();
+            m
+        };
+        let (a, b, x) = (sym(0.31), sym(0.77), sym(0.05));
+        let mut acc = Anderson::new(2);
+        // Records g = a from x: f = a - x, and <f, f> must be the Frobenius norm squared.
+        assert!(acc.next(&x, &a).is_none());
+        let f = &a - &x;
+        let want = linalg::frobenius(f.as_ref()).powi(2);
+        assert!((acc.dots[0][0] - want).abs() < 1e-12 * want);
+        let packed = |m: &Mat<f64>| -> Vec<f64> {
+            (0..n)
+                .flat_map(|j| m.col_as_slice(j)[j..].to_vec())
+                .collect()
+        };
+        let want: f64 = (0..n)
+            .flat_map(|j| (0..n).map(move |i| (i, j)))
+            .map(|(i, j)| a[(i, j)] * b[(i, j)])
+            .sum();
+        let got = acc.inner(&packed(&a), &packed(&b));
+        assert!((got - want).abs() < 1e-12 * want.abs().max(1.0));
     }
 
     #[test]
