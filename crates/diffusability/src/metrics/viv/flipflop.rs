@@ -15,8 +15,8 @@
 //! The substitution factor of the spatial `L^T` (its inverted diagonal blocks and the off-diagonal
 //! blocks scaled by them, about `S^3 / 16` flops) and the channel inverse `L^{-1}` (`C^3 / 3`) are
 //! formed once per sweep, so the per-sample work runs as matrix products rather than
-//! many-right-hand-side solves, without the `S^3 / 3` of a full spatial inverse. [`fit`] runs every sweep in
-//! f64; [`fit_with`] with [`Precision::Mixed`] runs the sweeps in f32 with Anderson acceleration,
+//! many-right-hand-side solves, without the `S^3 / 3` of a full spatial inverse. [`fit`] runs
+//! every sweep in f64; [`fit_with`] with [`Precision::Mixed`] runs the sweeps in f32 with Anderson acceleration,
 //! under the same stopping rule, and falls back to f64 sweeps where the f32 rounding floor stops the
 //! changes short of the tolerance (the metric's default for `D >= 1024`, where the sweeps dominate
 //! the cost).
@@ -398,8 +398,9 @@ impl<'a> Residuals<'a> {
 
     /// [`Residuals::channel_gram`] with the residuals rounded to f32 and the products in f32 (about
     /// twice the throughput); the Gram products are summed in f64 over blocks of [`GRAM_BLOCK`]
-    /// terms, so the result carries a relative error of about `1e-7`, not the `1e-16` of the f64
-    /// form. For the early sweeps of [`fit_with`] only.
+    /// terms ([`linalg::row_gram_f32`] on AVX-512, a general product elsewhere), so the result
+    /// carries a relative error of about `1e-7`, not the `1e-16` of the f64 form. For the early
+    /// sweeps of [`fit_with`] only.
     pub fn channel_gram_f32(&self, solve_s: Option<MatRef<'_, f32>>) -> Mat<f64> {
         let (c, s) = (self.c, self.s);
         self.reduce32(|x, nk, work| {
@@ -841,8 +842,9 @@ type SweepOut = (Mat<f64>, Mat<f64>, Option<Mat<f64>>, f64);
 type ChannelHalf = (Mat<f64>, Mat<f64>);
 
 /// The first half of a sweep from the spatial factor whose Cholesky factor's transpose has the
-/// substitution factor `solve_s` (None: I): `Sigma_C` (with its ridge when one is on or needed) and the inverse of its Cholesky
-/// factor. `Ok(None)` when an f32 product overflowed (the ridge state is then as before).
+/// substitution factor `solve_s` (None: I): `Sigma_C` (with its ridge when one is on or needed)
+/// and the inverse of its Cholesky factor. `Ok(None)` when an f32 product overflowed (the ridge
+/// state is then as before).
 fn channel_half(
     res: &Residuals<'_>,
     solve_s: Option<&Mat<f64>>,
