@@ -182,10 +182,10 @@ fn syrk_lower<T: RealField + Copy>(dst: MatMut<'_, T>, accum: Accum, a: MatRef<'
 /// Rows at which [`syrk_lower`] stops halving.
 const SYRK_BLOCK: usize = 16;
 
-/// Column width of the blocks in which [`mul_upper_right`] runs as full matrix products. At the
-/// flip-flop's sizes (`1600 x 256` by `256 x 256` in f32) 16 and 32 took the same time within the
-/// noise of repeated measurements (16 does 6 % fewer flops, on narrower kernels), 48, 64 and 128
-/// longer, and a recursive split longer too.
+/// Column width of the blocks of [`upper_solve_factor`] and [`solve_upper_right`]. At the
+/// flip-flop's sizes (`1600 x 256` by `256 x 256` in f32) blocked triangular products of width 16
+/// and 32 took the same time within the noise of repeated measurements (16 does 6 % fewer flops,
+/// on narrower kernels), 48, 64 and 128 longer, and a recursive split longer too.
 const TRI_BLOCK: usize = 16;
 
 /// Copies the strict lower triangle of a square matrix onto its upper triangle.
@@ -249,31 +249,6 @@ pub fn mul_lower_left<T: RealField>(mut dst: MatMut<'_, T>, l: MatRef<'_, T>, b:
 /// Row height of the blocks of [`mul_lower_left`] (8 was faster than 16, 32 or faer's triangular
 /// product for the flip-flop's `32 x 32` channel factor).
 const LOWER_BLOCK: usize = 8;
-
-/// `dst = a u` with `u` upper triangular, whose strict lower triangle must be zero (as
-/// [`inverse_lower`] leaves it, transposed); f32 or f64. Cost about `k n^2` flops for a `k x n` `a`.
-///
-/// Runs as block columns of full products, `dst[:, j..j+w] = a[:, ..j+w] u[..j+w, j..j+w]`, the
-/// diagonal blocks with their zeros (16 columns wide: 6 % more flops than the triangle needs), but
-/// about 1.2 to 1.4 times faster than faer's triangular product at the flip-flop's sizes (`1600 x 256`
-/// by `256 x 256`).
-pub fn mul_upper_right<T: RealField>(mut dst: MatMut<'_, T>, a: MatRef<'_, T>, u: MatRef<'_, T>) {
-    let n = u.ncols();
-    debug_assert!((0..n).all(|j| (j + 1..n).all(|i| u[(i, j)] == T::zero_impl())));
-    let mut j = 0;
-    while j < n {
-        let w = TRI_BLOCK.min(n - j);
-        faer::linalg::matmul::matmul(
-            dst.rb_mut().subcols_mut(j, w),
-            Accum::Replace,
-            a.subcols(0, j + w),
-            u.submatrix(0, j, j + w, w),
-            T::one_impl(),
-            Par::Seq,
-        );
-        j += w;
-    }
-}
 
 /// The factor `M` with which [`solve_upper_right`] computes `a U^{-1}` for the upper triangular
 /// `U = scale * l^T` (`l` lower triangular with a positive diagonal, e.g. a Cholesky factor): in
@@ -473,15 +448,6 @@ pub fn relative_change(new: &Mat<f64>, old: &Mat<f64>) -> f64 {
     ((diff.iter().sum::<f64>() + dt) / (norm.iter().sum::<f64>() + nt)).sqrt()
 }
 
-/// `m *= a`, column by column (vectorizes).
-pub fn scale_in_place(m: &mut Mat<f64>, a: f64) {
-    for j in 0..m.ncols() {
-        for v in m.col_as_slice_mut(j) {
-            *v *= a;
-        }
-    }
-}
-
 /// A copy of `m` made with two vectorized passes (faer's `clone` writes element by element).
 pub fn dup(m: &Mat<f64>) -> Mat<f64> {
     let mut out = Mat::<f64>::zeros(m.nrows(), m.ncols());
@@ -647,20 +613,9 @@ mod tests {
     }
 
     #[test]
-    fn blocked_products_match_dense_ones() {
+    fn blocked_gram_matches_the_dense_one() {
         // Sizes that are not multiples of the block width.
         let a = Mat::from_fn(7, 70, |i, j| ((i * 70 + j) as f64 * 0.37).sin());
-        let u = Mat::from_fn(70, 70, |i, j| {
-            if i <= j {
-                ((i + 3 * j) as f64 * 0.11).cos()
-            } else {
-                0.0
-            }
-        });
-        let mut y = Mat::zeros(7, 70);
-        mul_upper_right(y.as_mut(), a.as_ref(), u.as_ref());
-        let full = &a * &u;
-        assert!(frobenius_diff(y.as_ref(), full.as_ref()) < 1e-12 * frobenius(full.as_ref()));
         let b = a.transpose().to_owned();
         let mut g = Mat::from_fn(70, 70, |_, _| 1.0);
         gram(g.as_mut(), Accum::Add, b.as_ref(), 0.5);
@@ -696,9 +651,6 @@ mod tests {
         let want = frobenius_diff(a.as_ref(), b.as_ref()) / frobenius(a.as_ref());
         assert!((relative_change(&a, &b) - want).abs() < 1e-14 * want);
         assert_eq!(dup(&a), a);
-        let mut c = a.clone();
-        scale_in_place(&mut c, 0.25);
-        assert_eq!(c, &a * 0.25);
     }
 
     #[test]

@@ -896,7 +896,7 @@ fn spatial_half(
     } else {
         res.spatial_gram(li_c.as_ref())
     };
-    linalg::scale_in_place(&mut ss, 1.0 / (n * c) as f64);
+    ss *= 1.0 / (n * c) as f64;
     if !linalg::trace(ss.as_ref()).is_finite() {
         return if single {
             Ok(None)
@@ -913,7 +913,7 @@ fn spatial_half(
         None
     };
     let a = linalg::trace(ss.as_ref()) / s as f64;
-    linalg::scale_in_place(&mut ss, 1.0 / a);
+    ss *= 1.0 / a;
     sc *= a;
     Ok(Some((sc, ss, l, a)))
 }
