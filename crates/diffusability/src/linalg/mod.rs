@@ -102,10 +102,25 @@ fn eig_imp(a: MatRef<'_, f64>, vectors: bool) -> Option<(Vec<f64>, Option<Mat<f6
 /// or falls below `1e-13` times the largest diagonal entry of `a` (then `a` is singular to working
 /// precision and its inverse would be dominated by rounding). Cost `n^3 / 3`.
 pub fn cholesky(a: MatRef<'_, f64>) -> Option<Mat<f64>> {
+    let mut l = Mat::<f64>::zeros(a.nrows(), a.ncols());
+    cholesky_into(a, &mut l).then_some(l)
+}
+
+/// [`cholesky`] written into `l` (`n x n`, its contents overwritten; a reused matrix saves the
+/// allocation); `false` where [`cholesky`] gives `None` (`l` is then unspecified).
+pub fn cholesky_into(a: MatRef<'_, f64>, l: &mut Mat<f64>) -> bool {
+    cholesky_imp(a, l).is_some()
+}
+
+fn cholesky_imp(a: MatRef<'_, f64>, l: &mut Mat<f64>) -> Option<()> {
     use faer::linalg::cholesky::llt::factor::{cholesky_in_place, cholesky_in_place_scratch};
     let n = a.nrows();
     assert_eq!(n, a.ncols(), "cholesky: the matrix must be square");
-    let mut l = Mat::<f64>::zeros(n, n);
+    assert_eq!(
+        (l.nrows(), l.ncols()),
+        (n, n),
+        "cholesky: the factor must be n x n"
+    );
     l.as_mut().copy_from_triangular_lower(a);
     let max_diag = (0..n).map(|i| a[(i, i)]).fold(0.0f64, f64::max);
     if !(max_diag > 0.0 && max_diag.is_finite()) {
@@ -135,7 +150,7 @@ pub fn cholesky(a: MatRef<'_, f64>) -> Option<Mat<f64>> {
     for j in 1..n {
         l.col_as_slice_mut(j)[..j].fill(0.0);
     }
-    Some(l)
+    Some(())
 }
 
 /// `dst = beta * dst + alpha * a^T a` (a symmetric rank-k update, `a` is `k x n`, `dst` is `n x n`).
@@ -258,6 +273,21 @@ const LOWER_BLOCK: usize = 8;
 pub fn upper_solve_factor(l: MatRef<'_, f64>, scale: f64) -> Mat<f64> {
     let n = l.nrows();
     let mut m = Mat::<f64>::zeros(n, n);
+    upper_solve_factor_into(l, scale, &mut m);
+    m
+}
+
+/// [`upper_solve_factor`] written into `m` (`n x n`, e.g. a reused matrix): every entry that
+/// [`solve_upper_right`] reads is written (the block columns down to their diagonal blocks, zeros
+/// below the diagonal within those blocks); the entries below the diagonal blocks are left as
+/// they were.
+pub fn upper_solve_factor_into(l: MatRef<'_, f64>, scale: f64, m: &mut Mat<f64>) {
+    let n = l.nrows();
+    assert_eq!(
+        (m.nrows(), m.ncols()),
+        (n, n),
+        "upper_solve_factor: m must be n x n"
+    );
     let mut inv = [[0.0f64; TRI_BLOCK]; TRI_BLOCK];
     let mut j = 0;
     while j < n {
@@ -275,10 +305,12 @@ pub fn upper_solve_factor(l: MatRef<'_, f64>, scale: f64) -> Mat<f64> {
         }
         // M[J,J] = U[J,J]^{-1} = inv^T / scale (upper).
         for (a, row) in inv.iter().enumerate().take(w) {
-            let col = &mut m.col_as_slice_mut(j + a)[j..j + a + 1];
-            for (v, &x) in col.iter_mut().zip(row) {
+            let col = &mut m.col_as_slice_mut(j + a)[j..j + w];
+            let (upper, lower) = col.split_at_mut(a + 1);
+            for (v, &x) in upper.iter_mut().zip(row) {
                 *v = x / scale;
             }
+            lower.fill(0.0);
         }
         if j > 0 {
             // M[..J,J] = -U[..J,J] U[J,J]^{-1} = -(l[J,..J]^T inv^T): the scale cancels.
@@ -295,7 +327,6 @@ pub fn upper_solve_factor(l: MatRef<'_, f64>, scale: f64) -> Mat<f64> {
         }
         j += w;
     }
-    m
 }
 
 /// `dst = a U^{-1}` for a row-major `a` of `k x n` (`a.len() = k n`, `dst` likewise) and the factor
@@ -451,10 +482,16 @@ pub fn relative_change(new: &Mat<f64>, old: &Mat<f64>) -> f64 {
 /// A copy of `m` made with two vectorized passes (faer's `clone` writes element by element).
 pub fn dup(m: &Mat<f64>) -> Mat<f64> {
     let mut out = Mat::<f64>::zeros(m.nrows(), m.ncols());
+    copy_into(m, &mut out);
+    out
+}
+
+/// Copies `m` into `out` (same shape), one vectorized pass per column.
+pub fn copy_into(m: &Mat<f64>, out: &mut Mat<f64>) {
+    assert_eq!((m.nrows(), m.ncols()), (out.nrows(), out.ncols()));
     for j in 0..m.ncols() {
         out.col_as_slice_mut(j).copy_from_slice(m.col_as_slice(j));
     }
-    out
 }
 
 /// Inner product with eight running sums (vectorizes; fixed order, so deterministic).

@@ -72,6 +72,24 @@ enum Source<'a> {
     },
 }
 
+/// Buffers of one class's residuals and products that a worker hands on to its next class
+/// ([`Residuals::from_normalized_f32_reusing`], [`Residuals::recycle`]). Without them every class
+/// allocates and frees several megabytes, and the allocator returns that memory to the system and
+/// takes it back, page fault by page fault, class after class (up to a tenth of the fit's time).
+#[derive(Default)]
+pub struct ClassBuffers {
+    raw: Vec<f32>,
+    r32: Vec<f32>,
+    scratch: Scratch,
+}
+
+impl ClassBuffers {
+    /// Keeps a matrix of a finished class (e.g. its fitted spatial factor) for the next class's fit.
+    pub fn give(&mut self, m: Mat<f64>) {
+        give_square(&mut self.scratch.work.spare64, m);
+    }
+}
+
 /// Scratch buffers of one worker of [`Residuals::reduce64`] / [`Residuals::reduce32`].
 #[derive(Default)]
 struct Scratch {
@@ -95,7 +113,13 @@ impl<'a> Residuals<'a> {
         members: &'a [usize],
         cache_values: usize,
     ) -> Residuals<'a> {
-        Residuals::build(z, members, cache_values, false)
+        Residuals::build(
+            z,
+            members,
+            cache_values,
+            false,
+            &mut ClassBuffers::default(),
+        )
     }
 
     /// As [`Residuals::from_normalized`] for the f32 sweeps of [`Precision::Mixed`]: a class that
@@ -104,7 +128,28 @@ impl<'a> Residuals<'a> {
     /// and re-reads its samples for the rare f64 products. The fits are bit-identical to those of
     /// [`Residuals::from_normalized`] with [`Residuals::keep_f32`].
     pub fn from_normalized_f32(z: Normalized<'a>, members: &'a [usize]) -> Residuals<'a> {
-        Residuals::build(z, members, CACHE_VALUES, true)
+        Residuals::build(z, members, CACHE_VALUES, true, &mut ClassBuffers::default())
+    }
+
+    /// As [`Residuals::from_normalized_f32`], in buffers taken from `bufs` (a class of one chunk;
+    /// larger ones allocate their own), which [`Residuals::recycle`] gives back.
+    pub fn from_normalized_f32_reusing(
+        z: Normalized<'a>,
+        members: &'a [usize],
+        bufs: &mut ClassBuffers,
+    ) -> Residuals<'a> {
+        Residuals::build(z, members, CACHE_VALUES, true, bufs)
+    }
+
+    /// Gives the buffers of a class made by [`Residuals::from_normalized_f32_reusing`] back to
+    /// `bufs` for the next class. The residuals are then empty; the mean stays.
+    pub fn recycle(&mut self, bufs: &mut ClassBuffers) {
+        if let Source::Single { r32, .. } = &mut self.source
+            && r32.len() == 1
+        {
+            bufs.r32 = r32.pop().expect("one chunk");
+        }
+        bufs.scratch = std::mem::take(self.scratch.get_mut().unwrap_or_else(|e| e.into_inner()));
     }
 
     fn build(
@@ -112,11 +157,13 @@ impl<'a> Residuals<'a> {
         members: &'a [usize],
         cache_values: usize,
         single: bool,
+        bufs: &mut ClassBuffers,
     ) -> Residuals<'a> {
         let sh = z.shape();
         let (c, s, d, n) = (sh.c, sh.s(), sh.d(), members.len());
         let chunks = crate::par::chunks(n, CHUNK);
         let cache = n * d <= cache_values;
+        // Every value is overwritten: a reused buffer is not cleared first.
         let gather = |r: &Range<usize>, buf: &mut Vec<f32>| {
             buf.resize(r.len() * d, 0.0);
             for (k, &i) in members[r.clone()].iter().enumerate() {
@@ -138,6 +185,7 @@ impl<'a> Residuals<'a> {
             }
             a
         };
+        let scratch = std::mem::take(&mut bufs.scratch);
         let residuals = |mean: Vec<f64>, source: Source<'a>| Residuals {
             c,
             s,
@@ -145,9 +193,17 @@ impl<'a> Residuals<'a> {
             chunks: chunks.clone(),
             mean,
             source,
-            scratch: Mutex::new(Scratch::default()),
+            scratch: Mutex::new(scratch),
         };
-        if cache {
+        if cache && single && chunks.len() == 1 {
+            let raw = &mut bufs.raw;
+            gather(&chunks[0], raw);
+            let mean: Vec<f64> = sums(raw).iter().map(|x| x / n as f64).collect();
+            let mut r32 = std::mem::take(&mut bufs.r32);
+            centre_transpose(raw, &mean, c, s, &mut r32, |v| v as f32);
+            let r32 = vec![r32];
+            residuals(mean, Source::Single { r32, z, members })
+        } else if cache {
             let raw: Vec<Vec<f32>> = chunks
                 .iter()
                 .map(|r| {
@@ -239,6 +295,21 @@ impl<'a> Residuals<'a> {
         self.n
     }
 
+    fn work(&self) -> std::sync::MutexGuard<'_, Scratch> {
+        self.scratch.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// An `n x n` matrix with unspecified contents: one given back by [`Residuals::give`] where there
+    /// is one of that size.
+    fn take(&self, n: usize) -> Mat<f64> {
+        take_square(&mut self.work().work.spare64, n)
+    }
+
+    /// Keeps a matrix that is no longer needed for a later [`Residuals::take`].
+    fn give(&self, m: Mat<f64>) {
+        give_square(&mut self.work().work.spare64, m);
+    }
+
     /// The class mean (`D` values, `[c][s]`).
     pub fn mean(&self) -> &[f64] {
         &self.mean
@@ -283,8 +354,7 @@ impl<'a> Residuals<'a> {
     {
         if self.chunks.len() == 1 {
             // The lock is never contended: a class's products run one after another.
-            let mut sc = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
-            return run(0, &mut sc);
+            return run(0, &mut self.work());
         }
         (0..self.chunks.len())
             .into_par_iter()
@@ -419,8 +489,13 @@ impl<'a> Residuals<'a> {
                     &*y
                 }
             };
-            linalg::row_gram_f32(y, c, nk * s)
-                .unwrap_or_else(|| gram_f32(MatRef::from_row_major_slice(y, c, nk * s), part))
+            linalg::row_gram_f32(y, c, nk * s).unwrap_or_else(|| {
+                gram_f32(
+                    MatRef::from_row_major_slice(y, c, nk * s),
+                    part,
+                    Mat::zeros(c, c),
+                )
+            })
         })
     }
 
@@ -428,14 +503,24 @@ impl<'a> Residuals<'a> {
     pub fn spatial_gram_f32(&self, li_c: MatRef<'_, f32>) -> Mat<f64> {
         let (c, s) = (self.c, self.s);
         self.reduce32(|x, nk, work| {
-            let Work { f32: z, part, .. } = work;
+            let Work {
+                f32: z,
+                part,
+                spare64,
+                ..
+            } = work;
             z.resize(x.len(), 0.0);
             linalg::mul_lower_left(
                 MatMut::from_row_major_slice_mut(z, c, nk * s),
                 li_c,
                 MatRef::from_row_major_slice(x, c, nk * s),
             );
-            gram_f32(MatRef::from_row_major_slice(z, c * nk, s).transpose(), part)
+            let g = take_square(spare64, s);
+            gram_f32(
+                MatRef::from_row_major_slice(z, c * nk, s).transpose(),
+                part,
+                g,
+            )
         })
     }
 }
@@ -448,6 +533,12 @@ struct Work {
     /// A block column of the substitution ([`linalg::solve_upper_right`]).
     block64: Vec<f64>,
     block32: Vec<f32>,
+    /// Square matrices no longer needed, for reuse ([`take_square`]).
+    spare64: Vec<Mat<f64>>,
+    /// The f32 rounding of the spatial substitution factor.
+    solve32: Mat<f32>,
+    /// Packed triangles of the Anderson history, for reuse.
+    packed: Vec<Vec<f64>>,
 }
 
 impl Default for Work {
@@ -458,36 +549,63 @@ impl Default for Work {
             part: Mat::zeros(0, 0),
             block64: Vec::new(),
             block32: Vec::new(),
+            spare64: Vec::new(),
+            solve32: Mat::zeros(0, 0),
+            packed: Vec::new(),
         }
+    }
+}
+
+/// Most matrices kept by [`give_square`]: a sweep frees about six.
+const SPARE_MATS: usize = 12;
+
+/// An `n x n` matrix from `spare` (contents unspecified), or a new one. Reusing the factor-sized
+/// matrices of a fit keeps the allocator from handing their memory back to the system between
+/// sweeps and taking it again, page fault by page fault.
+fn take_square(spare: &mut Vec<Mat<f64>>, n: usize) -> Mat<f64> {
+    match spare.iter().rposition(|m| m.nrows() == n && m.ncols() == n) {
+        Some(i) => spare.swap_remove(i),
+        None => Mat::zeros(n, n),
+    }
+}
+
+fn give_square(spare: &mut Vec<Mat<f64>>, m: Mat<f64>) {
+    if spare.len() < SPARE_MATS && m.nrows() == m.ncols() && m.nrows() > 0 {
+        spare.push(m);
     }
 }
 
 /// Terms per f32 partial product in [`gram_f32`].
 pub const GRAM_BLOCK: usize = 2048;
 
-/// `a a^T` in f64 for an f32 matrix `a` (`m x k`): f32 products over blocks of [`GRAM_BLOCK`]
-/// columns, each added into the f64 result, so rounding grows with the block length, not with `k`.
-fn gram_f32(a: MatRef<'_, f32>, part: &mut Mat<f32>) -> Mat<f64> {
+/// `a a^T` in f64 for an f32 matrix `a` (`m x k`), written over `g` (`m x m`): f32 products over
+/// blocks of [`GRAM_BLOCK`] columns, each added into the f64 result, so rounding grows with the
+/// block length, not with `k`.
+fn gram_f32(a: MatRef<'_, f32>, part: &mut Mat<f32>, mut g: Mat<f64>) -> Mat<f64> {
     let (m, k) = (a.nrows(), a.ncols());
+    assert_eq!((g.nrows(), g.ncols()), (m, m));
     part.resize_with(m, m, |_, _| 0.0);
-    let mut g: Option<Mat<f64>> = None;
     let mut j = 0;
-    while j < k || g.is_none() {
+    loop {
         let w = GRAM_BLOCK.min(k - j);
         linalg::gram(part.as_mut(), Accum::Replace, a.subcols(j, w), 1.0f32);
-        let g = g.get_or_insert_with(|| Mat::zeros(m, m));
         for col in 0..m {
-            for (x, &y) in g
-                .col_as_slice_mut(col)
-                .iter_mut()
-                .zip(part.col_as_slice(col))
-            {
-                *x += y as f64;
+            let (dst, src) = (g.col_as_slice_mut(col), part.col_as_slice(col));
+            if j == 0 {
+                for (x, &y) in dst.iter_mut().zip(src) {
+                    *x = y as f64;
+                }
+            } else {
+                for (x, &y) in dst.iter_mut().zip(src) {
+                    *x += y as f64;
+                }
             }
         }
         j += w;
+        if j >= k {
+            return g;
+        }
     }
-    g.expect("one block at least")
 }
 
 /// Writes `cast(x - mean)` of `n` samples (`x` is `n x [c][s]` f32 or f64, the difference taken in
@@ -503,10 +621,7 @@ fn centre_transpose<T: Copy + Into<f64>, O: Copy + Default>(
 ) {
     let d = c * s;
     let n = x.len() / d;
-    if out.len() != n * d {
-        out.clear();
-        out.resize(n * d, O::default());
-    }
+    out.resize(n * d, O::default());
     for (j, sample) in x.chunks_exact(d).enumerate() {
         for ch in 0..c {
             let src = &sample[ch * s..(ch + 1) * s];
@@ -594,16 +709,28 @@ impl RidgeState {
 
     /// The Cholesky factor of `f`, adding the ridge first when it is on, and switching it on (for this
     /// and every later sweep) when `f` is not positive definite.
-    fn factor(&mut self, f: &mut Mat<f64>, eps: f64) -> Result<Mat<f64>, Degenerate> {
+    /// The factor is written into a matrix taken from `res`'s spares.
+    fn factor(
+        &mut self,
+        f: &mut Mat<f64>,
+        eps: f64,
+        res: &Residuals<'_>,
+    ) -> Result<Mat<f64>, Degenerate> {
+        let mut l = res.take(f.nrows());
         if self.reason.is_some() {
             self.add(f, eps);
-        } else if let Some(l) = linalg::cholesky(f.as_ref()) {
+        } else if linalg::cholesky_into(f.as_ref(), &mut l) {
             return Ok(l);
         } else {
             self.reason = Some(RidgeReason::NotPositiveDefinite);
             self.add(f, eps);
         }
-        linalg::cholesky(f.as_ref()).ok_or(Degenerate::Singular)
+        if linalg::cholesky_into(f.as_ref(), &mut l) {
+            Ok(l)
+        } else {
+            res.give(l);
+            Err(Degenerate::Singular)
+        }
     }
 }
 
@@ -708,8 +835,13 @@ pub fn fit_with(
     let (mut sweeps_f32, mut last_f32_change) = (0, f64::INFINITY);
     // The spatial factor the next sweep starts from, and the substitution factor of its Cholesky
     // factor (None: I).
+    let copy = |m: &Mat<f64>| {
+        let mut out = res.take(m.nrows());
+        linalg::copy_into(m, &mut out);
+        out
+    };
     let (mut cur_ss, mut solve_s) = match start.filter(|st| st.sigma_s.nrows() == s) {
-        Some(st) => (st.sigma_s.clone(), Some(st.solve.clone())),
+        Some(st) => (copy(&st.sigma_s), Some(copy(&st.solve))),
         None => (Mat::<f64>::identity(s, s), None),
     };
     let mut accel = Anderson::new(ANDERSON_DEPTH);
@@ -748,7 +880,11 @@ pub fn fit_with(
                 change = dc.max(last_ds);
                 converged = true;
                 scale_c = 1.0;
-                last = Some((sc, linalg::dup(&cur_ss)));
+                // The loop ends here: the start factor itself is the fit's spatial factor.
+                let ss = std::mem::replace(&mut cur_ss, Mat::new());
+                if let Some((_, ps)) = last.replace((sc, ss)) {
+                    res.give(ps);
+                }
                 break;
             }
         }
@@ -783,39 +919,66 @@ pub fn fit_with(
             }
             last_f32_change = change;
         }
-        let from = std::mem::replace(&mut cur_ss, linalg::dup(&ss));
-        last = Some((sc, ss));
+        let from = std::mem::replace(&mut cur_ss, copy(&ss));
+        if let Some((_, ps)) = last.replace((sc, ss)) {
+            res.give(ps);
+        }
         if converged {
+            res.give(from);
+            if let Some(l) = l {
+                res.give(l);
+            }
             break;
         }
         // Once the spatial factor's change is below tol, the next sweep starts from it as it is, so
         // that it can end after its first half (above).
         let next = if single && !(half_stop && last_ds < opts.tol) {
-            accel.next(&from, &cur_ss)
+            accel.next(&from, &cur_ss, res)
         } else {
             None
         };
-        solve_s = match (next, l) {
-            (Some((x, lx)), _) => {
-                cur_ss = x;
-                Some(linalg::upper_solve_factor(lx.as_ref(), 1.0))
+        let solve_factor = |l: Mat<f64>, scale: f64| {
+            let mut m = res.take(s);
+            linalg::upper_solve_factor_into(l.as_ref(), scale, &mut m);
+            res.give(l);
+            Some(m)
+        };
+        let new_solve = match (next, l) {
+            (Some((x, lx)), l) => {
+                if let Some(l) = l {
+                    res.give(l);
+                }
+                res.give(std::mem::replace(&mut cur_ss, x));
+                solve_factor(lx, 1.0)
             }
             // Sigma_S / a = (L / sqrt(a)) (L / sqrt(a))^T.
-            (None, Some(l)) => Some(linalg::upper_solve_factor(l.as_ref(), 1.0 / a.sqrt())),
-            (None, None) => match linalg::cholesky(cur_ss.as_ref()) {
-                Some(l) => Some(linalg::upper_solve_factor(l.as_ref(), 1.0)),
-                None => {
+            (None, Some(l)) => solve_factor(l, 1.0 / a.sqrt()),
+            (None, None) => {
+                let mut l = res.take(s);
+                if linalg::cholesky_into(cur_ss.as_ref(), &mut l) {
+                    solve_factor(l, 1.0)
+                } else {
                     // An unfactored f32 output that is not positive definite, and no usable
                     // combination: the f64 sweeps take over from the start of this sweep, whose
                     // factor `solve_s` still is.
+                    res.give(l);
                     single = false;
                     accel.clear();
-                    cur_ss = from;
-                    solve_s.take()
+                    res.give(std::mem::replace(&mut cur_ss, from));
+                    continue;
                 }
-            },
+            }
         };
+        res.give(from);
+        if let Some(old) = std::mem::replace(&mut solve_s, new_solve) {
+            res.give(old);
+        }
     }
+    if let Some(m) = solve_s {
+        res.give(m);
+    }
+    res.give(cur_ss);
+    accel.release(res);
     let (sigma_c, sigma_s) = last.expect("at least one sweep ran");
     Ok(KroneckerFit {
         sigma_c,
@@ -855,7 +1018,18 @@ fn channel_half(
 ) -> Result<Option<ChannelHalf>, Degenerate> {
     let (s, n) = (res.s, res.n);
     let mut sc = if single {
-        res.channel_gram_f32(solve_s.map(to_f32).as_ref().map(|m| m.as_ref()))
+        // The f32 rounding of the factor goes into a kept matrix, taken out of the class's scratch
+        // for the product (which locks it) and put back after.
+        let m32 = solve_s.map(|m| {
+            let mut out = std::mem::replace(&mut res.work().work.solve32, Mat::new());
+            to_f32_into(m, &mut out);
+            out
+        });
+        let g = res.channel_gram_f32(m32.as_ref().map(|m| m.as_ref()));
+        if let Some(m) = m32 {
+            res.work().work.solve32 = m;
+        }
+        g
     } else {
         res.channel_gram(solve_s.map(|m| m.as_ref()))
     };
@@ -871,7 +1045,9 @@ fn channel_half(
     if first && tr == 0.0 {
         return Err(Degenerate::Identical);
     }
-    let li_c = linalg::inverse_lower(rc.factor(&mut sc, eps)?.as_ref());
+    let l = rc.factor(&mut sc, eps, res)?;
+    let li_c = linalg::inverse_lower(l.as_ref());
+    res.give(l);
     Ok(Some((sc, li_c)))
 }
 
@@ -905,7 +1081,7 @@ fn spatial_half(
         };
     }
     let l = if factor_s {
-        Some(rs.factor(&mut ss, eps)?)
+        Some(rs.factor(&mut ss, eps, res)?)
     } else {
         if rs.reason.is_some() {
             rs.add(&mut ss, eps);
@@ -967,7 +1143,12 @@ impl Anderson {
     /// Records `g = F(x)` and returns the next start with its Cholesky factor, or None (start from
     /// `g`) when there is no history yet, the weights are ill-determined, the combination is not
     /// positive definite, or the residual grew (the history is then restarted from this step).
-    fn next(&mut self, x: &Mat<f64>, g: &Mat<f64>) -> Option<(Mat<f64>, Mat<f64>)> {
+    fn next(
+        &mut self,
+        x: &Mat<f64>,
+        g: &Mat<f64>,
+        res: &Residuals<'_>,
+    ) -> Option<(Mat<f64>, Mat<f64>)> {
         let n = g.nrows();
         if self.diag.len() != n {
             self.clear();
@@ -976,8 +1157,8 @@ impl Anderson {
                 .collect();
         }
         let len = n * (n + 1) / 2;
-        let mut gv = Vec::with_capacity(len);
-        let mut f = Vec::with_capacity(len);
+        let mut gv = self.packed(res, len);
+        let mut f = self.packed(res, len);
         for j in 0..n {
             let (gj, xj) = (&g.col_as_slice(j)[j..], &x.col_as_slice(j)[j..]);
             gv.extend_from_slice(gj);
@@ -985,11 +1166,12 @@ impl Anderson {
         }
         let ff = self.inner(&f, &f);
         if self.dots.last().is_some_and(|d| ff > d[d.len() - 1]) {
-            self.clear();
+            self.release(res);
         }
         if self.f.len() == self.depth + 1 {
-            self.g.remove(0);
-            self.f.remove(0);
+            let mut w = res.work();
+            w.work.packed.push(self.g.remove(0));
+            w.work.packed.push(self.f.remove(0));
             self.dots.remove(0);
             for d in &mut self.dots {
                 d.remove(0);
@@ -1027,7 +1209,8 @@ impl Anderson {
             faer::Par::Seq,
         );
         let w_last = 1.0 - (0..m).map(|j| c[(j, 0)]).sum::<f64>();
-        let mut out = Mat::<f64>::zeros(n, n);
+        // Every entry is written below (the lower triangle, then its mirror).
+        let mut out = res.take(n);
         let mut k = 0;
         for j in 0..n {
             let col = &mut out.col_as_slice_mut(j)[j..];
@@ -1044,20 +1227,53 @@ impl Anderson {
             k += n - j;
         }
         linalg::mirror_lower(out.as_mut());
-        let lx = linalg::cholesky(out.as_ref())?;
-        Some((out, lx))
+        let mut lx = res.take(n);
+        if linalg::cholesky_into(out.as_ref(), &mut lx) {
+            Some((out, lx))
+        } else {
+            res.give(out);
+            res.give(lx);
+            None
+        }
+    }
+
+    /// An empty vector with room for `len` values, reusing one of `res`'s kept ones.
+    fn packed(&self, res: &Residuals<'_>, len: usize) -> Vec<f64> {
+        let mut v = res.work().work.packed.pop().unwrap_or_default();
+        v.clear();
+        v.reserve(len);
+        v
+    }
+
+    /// Clears the history, keeping its vectors in `res`'s scratch for reuse.
+    fn release(&mut self, res: &Residuals<'_>) {
+        let mut w = res.work();
+        w.work
+            .packed
+            .extend(self.g.drain(..).chain(self.f.drain(..)));
+        w.work.packed.truncate(2 * (self.depth + 2));
+        drop(w);
+        self.clear();
     }
 }
 
 /// `m` rounded to f32, column by column (vectorizes, unlike an element-wise `Mat::from_fn`).
 fn to_f32(m: &Mat<f64>) -> Mat<f32> {
     let mut out = Mat::<f32>::zeros(m.nrows(), m.ncols());
+    to_f32_into(m, &mut out);
+    out
+}
+
+/// [`to_f32`] written over `out`, which is resized to `m`'s shape first when it differs.
+fn to_f32_into(m: &Mat<f64>, out: &mut Mat<f32>) {
+    if (out.nrows(), out.ncols()) != (m.nrows(), m.ncols()) {
+        *out = Mat::zeros(m.nrows(), m.ncols());
+    }
     for j in 0..m.ncols() {
         for (o, &v) in out.col_as_slice_mut(j).iter_mut().zip(m.col_as_slice(j)) {
             *o = v as f32;
         }
     }
-    out
 }
 
 #[cfg(test)]
@@ -1213,6 +1429,64 @@ mod tests {
     }
 
     #[test]
+    fn reused_buffers_fit_bit_identically() {
+        // Two classes fitted one after another in the same buffers (the kept residual buffers,
+        // product scratch and spare factor-sized matrices, whose stale contents must never leak
+        // into a result) against each fitted in fresh ones, with and without a shared start.
+        let (c, h, w, n) = (4usize, 8usize, 8usize, 40usize);
+        let d = c * h * w;
+        // Uniform draws, smoothed along the spatial axis, plus a channel mix.
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let raw: Vec<f32> = (0..2 * n * d).map(|_| rng.random::<f32>() - 0.5).collect();
+        let data: Vec<f32> = (0..2 * n * d)
+            .map(|i| {
+                let (k, j) = (i / d, i % d);
+                let (ch, p) = (j / (h * w), j % (h * w));
+                let at = |ch: usize, p: usize| raw[k * d + ch * h * w + p];
+                at(ch, p) + 0.5 * at(ch, (p + 1) % (h * w)) + 0.3 * at((ch + 1) % c, p)
+            })
+            .collect();
+        let lat = Latents::from_vec(c, h, w, data);
+        let aff = Affine::identity(c);
+        let z = Normalized {
+            latents: &lat,
+            affine: &aff,
+        };
+        let classes: [Vec<usize>; 2] = [(0..n).collect(), (n..2 * n).rev().collect()];
+        let opts = FitOptions {
+            ridge: 1e-6,
+            max_sweeps: 100,
+            tol: 1e-6,
+        };
+        let fresh = |m: &[usize], start: Option<&Start>| {
+            fit_with(
+                &Residuals::from_normalized_f32(z, m),
+                &opts,
+                Precision::Mixed,
+                start,
+            )
+            .unwrap()
+        };
+        let start = Start::new(fresh(&classes[0], None).sigma_s).unwrap();
+        for st in [None, Some(&start)] {
+            let mut bufs = ClassBuffers::default();
+            for m in [&classes[0], &classes[1], &classes[0], &classes[1]] {
+                let mut res = Residuals::from_normalized_f32_reusing(z, m, &mut bufs);
+                let got = fit_with(&res, &opts, Precision::Mixed, st).unwrap();
+                res.recycle(&mut bufs);
+                let want = fresh(m, st);
+                assert!(got.converged && got.sweeps_f32 >= 2);
+                assert_eq!((got.sweeps, got.change), (want.sweeps, want.change));
+                assert_eq!(got.sigma_c, want.sigma_c);
+                assert_eq!(got.sigma_s, want.sigma_s);
+                bufs.give(got.sigma_s);
+            }
+            assert!(!bufs.scratch.work.spare64.is_empty());
+        }
+    }
+
+    #[test]
     fn packed_inner_products_are_frobenius_ones() {
         let n = 19;
         let sym = |k: f64| {
@@ -1222,8 +1496,9 @@ mod tests {
         };
         let (a, b, x) = (sym(0.31), sym(0.77), sym(0.05));
         let mut acc = Anderson::new(2);
+        let res = Residuals::from_rows(1, n, &vec![0.0; 2 * n]);
         // Records g = a from x: f = a - x, and <f, f> must be the Frobenius norm squared.
-        assert!(acc.next(&x, &a).is_none());
+        assert!(acc.next(&x, &a, &res).is_none());
         let f = &a - &x;
         let want = linalg::frobenius(f.as_ref()).powi(2);
         assert!((acc.dots[0][0] - want).abs() < 1e-12 * want);

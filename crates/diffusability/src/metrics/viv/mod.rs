@@ -37,7 +37,7 @@ use crate::error::Result;
 use crate::linalg;
 use curve::Spectrum;
 use faer::Mat;
-use flipflop::{Degenerate, FitOptions, Precision, Residuals, RidgeReason, Start};
+use flipflop::{ClassBuffers, Degenerate, FitOptions, Precision, Residuals, RidgeReason, Start};
 use quadrature::{LogitNormal, TimeNode};
 use rayon::prelude::*;
 use serde_json::{Value, json};
@@ -238,6 +238,7 @@ fn fit_class(
     label: Option<i64>,
     members: &[usize],
     setup: &FitSetup<'_>,
+    bufs: &mut ClassBuffers,
 ) -> (Outcome, Option<Mat<f64>>) {
     let FitSetup {
         opts,
@@ -252,12 +253,14 @@ fn fit_class(
     if n < 2 {
         return skip(Degenerate::TooFew);
     }
-    let res = if precision == Precision::Mixed {
-        Residuals::from_normalized_f32(ctx.z, members)
+    let mut res = if precision == Precision::Mixed {
+        Residuals::from_normalized_f32_reusing(ctx.z, members, bufs)
     } else {
         Residuals::from_normalized(ctx.z, members)
     };
-    let fit = match flipflop::fit_with(&res, opts, precision, start) {
+    let fit = flipflop::fit_with(&res, opts, precision, start);
+    res.recycle(bufs);
+    let fit = match fit {
         Ok(f) => f,
         Err(why) => return skip(why),
     };
@@ -296,7 +299,12 @@ fn fit_class(
             spectrum.v(i as f64 / m, (CURVE_POINTS - 1 - i) as f64 / m)
         })
         .collect();
-    let spatial = (keep_spatial && fit.converged).then(|| fit.sigma_s.clone());
+    let spatial = if keep_spatial && fit.converged {
+        Some(fit.sigma_s)
+    } else {
+        bufs.give(fit.sigma_s);
+        None
+    };
     let fitted = Outcome::Fitted(Box::new(ClassFit {
         label,
         n,
@@ -386,7 +394,7 @@ fn compute(ctx: &Context<'_>, params: &Params) -> Result<Output> {
     } else {
         Vec::new()
     };
-    let fit_one = |k: usize, start: Option<&Start>, keep: bool| {
+    let fit_one = |k: usize, start: Option<&Start>, keep: bool, bufs: &mut ClassBuffers| {
         let (label, members) = &classes[k];
         let o = fit_class(
             ctx,
@@ -400,12 +408,15 @@ fn compute(ctx: &Context<'_>, params: &Params) -> Result<Output> {
                 start,
                 keep_spatial: keep,
             },
+            bufs,
         );
         ctx.progress.advance(1);
         o
     };
-    let pooled: Vec<(Outcome, Option<Mat<f64>>)> =
-        pool.par_iter().map(|&k| fit_one(k, None, true)).collect();
+    let pooled: Vec<(Outcome, Option<Mat<f64>>)> = pool
+        .par_iter()
+        .map_init(ClassBuffers::default, |b, &k| fit_one(k, None, true, b))
+        .collect();
     let spatial: Vec<&Mat<f64>> = pooled.iter().filter_map(|(_, m)| m.as_ref()).collect();
     let start = (!spatial.is_empty())
         .then(|| {
@@ -425,7 +436,9 @@ fn compute(ctx: &Context<'_>, params: &Params) -> Result<Output> {
     let rest: Vec<(Outcome, Option<Mat<f64>>)> = (0..k_all)
         .into_par_iter()
         .filter(|k| !pool.contains(k))
-        .map(|k| fit_one(k, start.as_ref(), false))
+        .map_init(ClassBuffers::default, |b, k| {
+            fit_one(k, start.as_ref(), false, b)
+        })
         .collect();
     let mut pooled = pooled.into_iter();
     let mut rest = rest.into_iter();
