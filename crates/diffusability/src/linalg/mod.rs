@@ -329,6 +329,25 @@ pub fn upper_solve_factor_into(l: MatRef<'_, f64>, scale: f64, m: &mut Mat<f64>)
     }
 }
 
+/// The f32 rounding of a factor made by [`upper_solve_factor`], written over `out` (resized to its
+/// shape where it differs): only the entries that [`solve_upper_right`] reads, each block column
+/// down to its diagonal block (about half the matrix); the others are left as they were.
+pub fn upper_solve_factor_f32(m: &Mat<f64>, out: &mut Mat<f32>) {
+    let n = m.nrows();
+    if (out.nrows(), out.ncols()) != (n, m.ncols()) {
+        *out = Mat::zeros(n, m.ncols());
+    }
+    for j in 0..m.ncols() {
+        let rows = ((j / TRI_BLOCK + 1) * TRI_BLOCK).min(n);
+        for (o, &v) in out.col_as_slice_mut(j)[..rows]
+            .iter_mut()
+            .zip(&m.col_as_slice(j)[..rows])
+        {
+            *o = v as f32;
+        }
+    }
+}
+
 /// `dst = a U^{-1}` for a row-major `a` of `k x n` (`a.len() = k n`, `dst` likewise) and the factor
 /// `m` of `U` made by [`upper_solve_factor`] (or its f32 rounding), by block substitution from the
 /// left: with `dst` holding `a`, each block column becomes `dst[:,J] <- dst[:,..J+w] M[..J+w,J]` (the
@@ -460,23 +479,62 @@ pub fn frobenius_diff(a: MatRef<'_, f64>, b: MatRef<'_, f64>) -> f64 {
 /// flip-flop's relative change of a factor.
 pub fn relative_change(new: &Mat<f64>, old: &Mat<f64>) -> f64 {
     assert_eq!((new.nrows(), new.ncols()), (old.nrows(), old.ncols()));
-    let (mut diff, mut norm) = ([0.0f64; 8], [0.0f64; 8]);
-    let (mut dt, mut nt) = (0.0, 0.0);
+    let mut sums = SquareSums::default();
     for j in 0..new.ncols() {
-        let (a, b) = (new.col_as_slice(j), old.col_as_slice(j));
+        sums.add(new.col_as_slice(j), old.col_as_slice(j));
+    }
+    let (diff, norm) = sums.totals();
+    (diff / norm).sqrt()
+}
+
+/// [`relative_change`] of two symmetric matrices from their lower triangles only (half the reads):
+/// each squared sum is the diagonal's plus twice the strict lower triangle's.
+pub fn relative_change_sym(new: &Mat<f64>, old: &Mat<f64>) -> f64 {
+    let n = new.nrows();
+    assert_eq!((n, n), (new.ncols(), old.nrows()));
+    assert_eq!(n, old.ncols());
+    let (mut diag, mut lower) = (SquareSums::default(), SquareSums::default());
+    for j in 0..n {
+        let (a, b) = (&new.col_as_slice(j)[j..], &old.col_as_slice(j)[j..]);
+        diag.add(&a[..1], &b[..1]);
+        lower.add(&a[1..], &b[1..]);
+    }
+    let ((dd, nd), (dl, nl)) = (diag.totals(), lower.totals());
+    ((dd + 2.0 * dl) / (nd + 2.0 * nl)).sqrt()
+}
+
+/// Running sums of `(x - y)^2` and `x^2` over pairs of slices, in eight lanes (vectorizes; fixed
+/// order, so deterministic) plus a sequential sum of the slices' remainders.
+#[derive(Default)]
+struct SquareSums {
+    diff: [f64; 8],
+    norm: [f64; 8],
+    diff_tail: f64,
+    norm_tail: f64,
+}
+
+impl SquareSums {
+    fn add(&mut self, a: &[f64], b: &[f64]) {
         let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
         for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
-            dt += (x - y) * (x - y);
-            nt += x * x;
+            self.diff_tail += (x - y) * (x - y);
+            self.norm_tail += x * x;
         }
         for (x, y) in ca.zip(cb) {
             for k in 0..8 {
-                diff[k] += (x[k] - y[k]) * (x[k] - y[k]);
-                norm[k] += x[k] * x[k];
+                self.diff[k] += (x[k] - y[k]) * (x[k] - y[k]);
+                self.norm[k] += x[k] * x[k];
             }
         }
     }
-    ((diff.iter().sum::<f64>() + dt) / (norm.iter().sum::<f64>() + nt)).sqrt()
+
+    /// `(sum (x - y)^2, sum x^2)`.
+    fn totals(&self) -> (f64, f64) {
+        (
+            self.diff.iter().sum::<f64>() + self.diff_tail,
+            self.norm.iter().sum::<f64>() + self.norm_tail,
+        )
+    }
 }
 
 /// A copy of `m` made with two vectorized passes (faer's `clone` writes element by element).
@@ -679,6 +737,21 @@ mod tests {
         let want = &x * (inverse_lower(l.as_ref()) * (1.0 / scale)).transpose();
         assert!(frobenius_diff(y.as_ref(), want.as_ref()) < 1e-12 * frobenius(want.as_ref()));
         assert!((0..70).all(|j| (j + 1..70).all(|i| m[(i, j)] == 0.0)));
+        // Written over a reused matrix full of NaN, the factor solves the same, bit for bit.
+        let mut reused = Mat::from_fn(70, 70, |_, _| f64::NAN);
+        upper_solve_factor_into(l.as_ref(), scale, &mut reused);
+        let mut again = vec![0.0; 9 * 70];
+        solve_upper_right(&mut again, &xv, reused.as_ref(), &mut Vec::new());
+        assert_eq!(again, yv);
+        // Its f32 rounding, written over NaN, solves as the rounding of the whole factor does.
+        let full32 = Mat::from_fn(70, 70, |i, j| m[(i, j)] as f32);
+        let mut part32 = Mat::from_fn(70, 70, |_, _| f32::NAN);
+        upper_solve_factor_f32(&m, &mut part32);
+        let x32: Vec<f32> = xv.iter().map(|&v| v as f32).collect();
+        let (mut y1, mut y2) = (vec![0.0f32; 9 * 70], vec![0.0f32; 9 * 70]);
+        solve_upper_right(&mut y1, &x32, full32.as_ref(), &mut Vec::new());
+        solve_upper_right(&mut y2, &x32, part32.as_ref(), &mut Vec::new());
+        assert_eq!(y1, y2);
     }
 
     #[test]
@@ -687,6 +760,10 @@ mod tests {
         let b = spd(37, 6);
         let want = frobenius_diff(a.as_ref(), b.as_ref()) / frobenius(a.as_ref());
         assert!((relative_change(&a, &b) - want).abs() < 1e-14 * want);
+        // The symmetric form reads the lower triangles only: an upper triangle of NaN is not seen.
+        let nan_upper =
+            |m: &Mat<f64>| Mat::from_fn(37, 37, |i, j| if i >= j { m[(i, j)] } else { f64::NAN });
+        assert!((relative_change_sym(&nan_upper(&a), &nan_upper(&b)) - want).abs() < 1e-14 * want);
         assert_eq!(dup(&a), a);
     }
 

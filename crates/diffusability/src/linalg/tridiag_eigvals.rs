@@ -109,15 +109,12 @@ pub fn eigenvalues_in_place(d: &mut [f64], e: &mut [f64]) -> bool {
                     let oldc = c;
                     c = p / r;
                     s = bb / r;
+                    let rp = r / p;
                     let oldgam = gamma;
                     let alpha = d[i];
                     gamma = c * (alpha - sigma) - s * oldgam;
                     d[i + 1] = oldgam + (alpha - gamma);
-                    p = if c != 0.0 {
-                        gamma * gamma / c
-                    } else {
-                        oldc * bb
-                    };
+                    p = next_p(gamma, c, rp, oldc, bb);
                 }
                 e[l] = s * p;
                 d[l] = sigma + gamma;
@@ -171,15 +168,12 @@ pub fn eigenvalues_in_place(d: &mut [f64], e: &mut [f64]) -> bool {
                     let oldc = c;
                     c = p / r;
                     s = bb / r;
+                    let rp = r / p;
                     let oldgam = gamma;
                     let alpha = d[i + 1];
                     gamma = c * (alpha - sigma) - s * oldgam;
                     d[i] = oldgam + (alpha - gamma);
-                    p = if c != 0.0 {
-                        gamma * gamma / c
-                    } else {
-                        oldc * bb
-                    };
+                    p = next_p(gamma, c, rp, oldc, bb);
                 }
                 e[l - 1] = s * p;
                 d[l] = sigma + gamma;
@@ -190,6 +184,20 @@ pub fn eigenvalues_in_place(d: &mut [f64], e: &mut [f64]) -> bool {
         }
     }
     d.iter().all(|v| v.is_finite())
+}
+
+/// The next `p` of a root-free step, `gamma^2 / c` (`oldc * bb` when `c = 0`), as `gamma^2 (r / p)`
+/// with `c = p / r`: the division `r / p` runs alongside `p / r` instead of after `gamma`, which
+/// takes one division off the chain of dependent operations that bounds the step's time (about a
+/// quarter of it). Where that product is not finite (a `p` so small that `r / p` overflows) the
+/// division by `c` is used as written.
+#[inline(always)]
+fn next_p(gamma: f64, c: f64, rp: f64, oldc: f64, bb: f64) -> f64 {
+    if c == 0.0 {
+        return oldc * bb;
+    }
+    let v = gamma * gamma * rp;
+    if v.is_finite() { v } else { gamma * gamma / c }
 }
 
 /// Wilkinson's shift from the leading 2 x 2 block `[[p, sqrt(e2)], [sqrt(e2), q]]`.

@@ -907,7 +907,7 @@ pub fn fit_with(
         (scale_c, scale_s) = (a, a);
         if let Some((pc, _)) = &last {
             let dc = linalg::relative_change(&sc, pc);
-            let ds = linalg::relative_change(&ss, &cur_ss);
+            let ds = linalg::relative_change_sym(&ss, &cur_ss);
             change = dc.max(ds);
             last_ds = ds;
         }
@@ -1022,7 +1022,7 @@ fn channel_half(
         // for the product (which locks it) and put back after.
         let m32 = solve_s.map(|m| {
             let mut out = std::mem::replace(&mut res.work().work.solve32, Mat::new());
-            to_f32_into(m, &mut out);
+            linalg::upper_solve_factor_f32(m, &mut out);
             out
         });
         let g = res.channel_gram_f32(m32.as_ref().map(|m| m.as_ref()));
@@ -1260,20 +1260,12 @@ impl Anderson {
 /// `m` rounded to f32, column by column (vectorizes, unlike an element-wise `Mat::from_fn`).
 fn to_f32(m: &Mat<f64>) -> Mat<f32> {
     let mut out = Mat::<f32>::zeros(m.nrows(), m.ncols());
-    to_f32_into(m, &mut out);
-    out
-}
-
-/// [`to_f32`] written over `out`, which is resized to `m`'s shape first when it differs.
-fn to_f32_into(m: &Mat<f64>, out: &mut Mat<f32>) {
-    if (out.nrows(), out.ncols()) != (m.nrows(), m.ncols()) {
-        *out = Mat::zeros(m.nrows(), m.ncols());
-    }
     for j in 0..m.ncols() {
         for (o, &v) in out.col_as_slice_mut(j).iter_mut().zip(m.col_as_slice(j)) {
             *o = v as f32;
         }
     }
+    out
 }
 
 #[cfg(test)]
