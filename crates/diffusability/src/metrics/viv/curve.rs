@@ -22,6 +22,8 @@ pub struct Spectrum {
     pub ls: Vec<f64>,
     /// `1 / ls_j` for the positive `ls_j`: the inner loop of `V(t)` then needs one division per term.
     inv_ls: Vec<f64>,
+    /// The smallest and largest of `inv_ls` (for [`v_sum`]'s pairing; 0 when there are none).
+    inv_range: (f64, f64),
 }
 
 impl Spectrum {
@@ -29,11 +31,16 @@ impl Spectrum {
     pub fn new(lc: &[f64], ls: &[f64]) -> Spectrum {
         let clip = |v: &[f64]| v.iter().map(|x| x.max(0.0)).collect::<Vec<f64>>();
         let ls = clip(ls);
-        let inv_ls = ls.iter().filter(|x| **x > 0.0).map(|x| 1.0 / x).collect();
+        let inv_ls: Vec<f64> = ls.iter().filter(|x| **x > 0.0).map(|x| 1.0 / x).collect();
+        let inv_range = match inv_ls.iter().copied().reduce(f64::min) {
+            Some(lo) => (lo, inv_ls.iter().copied().fold(lo, f64::max)),
+            None => (0.0, 0.0),
+        };
         Spectrum {
             lc: clip(lc),
             ls,
             inv_ls,
+            inv_range,
         }
     }
 
@@ -66,7 +73,7 @@ impl Spectrum {
     /// `V(1)` is the rank). Cost `C * S`.
     pub fn v(&self, t: f64, one_minus_t: f64) -> f64 {
         let a = one_minus_t * one_minus_t;
-        v_sum(&self.lc, &self.inv_ls, a, t * t)
+        v_sum(&self.lc, &self.inv_ls, self.inv_range, a, t * t)
     }
 
     /// `E[V(t)]` under a quadrature rule in time (`sum_i w_i V(t_i)`).
@@ -78,21 +85,47 @@ impl Spectrum {
     }
 }
 
+/// Bound on the terms' denominators within which [`v_sum`] adds four terms with one division:
+/// `1/u + 1/v + 1/w + 1/x = ((u + v) w x + (w + x) u v) / (u v w x)` needs every product of up to
+/// four denominators clear of overflow and underflow.
+const GROUP_SAFE: f64 = 1e75;
+
 simd_kernel! {
     /// `sum_{c > 0} sum_j 1 / ((a / c) inv_ls_j + b)`: [`Spectrum::v`]'s double sum, `lam / (a + b lam)`
-    /// with `lam = c * l` written as `1 / ((a / c) (1 / l) + b)` so that each term costs one division.
-    /// Eight running sums, so the loop vectorizes instead of waiting on one accumulator (fixed order:
-    /// deterministic, and the same bits for every instruction set `simd_kernel!` picks).
-    fn v_sum(lc: &[f64], inv_ls: &[f64], a: f64, b: f64) -> f64 {
+    /// with `lam = c * l` written as `1 / ((a / c) (1 / l) + b)`. Terms are added in groups of four
+    /// over one common denominator (see [`GROUP_SAFE`]), one division per four terms (the divisions
+    /// bound the loop), where every denominator of the channel lies in
+    /// `[1 / GROUP_SAFE, GROUP_SAFE]` (`inv_range` bounds them); one division per term otherwise. Eight running sums, so the loop vectorizes instead of waiting
+    /// on one accumulator (fixed order: deterministic, and the same bits for every instruction set
+    /// `simd_kernel!` picks).
+    fn v_sum(lc: &[f64], inv_ls: &[f64], inv_range: (f64, f64), a: f64, b: f64) -> f64 {
         let mut total = 0.0;
         for &c in lc.iter().filter(|x| **x > 0.0) {
             let ac = a / c;
-            let chunks = inv_ls.chunks_exact(LANES);
+            let (lo, hi) = (ac * inv_range.0 + b, ac * inv_range.1 + b);
+            let grouped = lo >= 1.0 / GROUP_SAFE && hi <= GROUP_SAFE;
+            let mut acc = [0.0f64; LANES];
             let mut tail = 0.0;
+            let rest = if grouped {
+                let chunks = inv_ls.chunks_exact(4 * LANES);
+                for ch in chunks.clone() {
+                    for k in 0..LANES {
+                        let u = ac * ch[k] + b;
+                        let v = ac * ch[k + LANES] + b;
+                        let w = ac * ch[k + 2 * LANES] + b;
+                        let x = ac * ch[k + 3 * LANES] + b;
+                        let (uv, wx) = (u * v, w * x);
+                        acc[k] += ((u + v) * wx + (w + x) * uv) / (uv * wx);
+                    }
+                }
+                chunks.remainder()
+            } else {
+                inv_ls
+            };
+            let chunks = rest.chunks_exact(LANES);
             for il in chunks.remainder() {
                 tail += 1.0 / (ac * il + b);
             }
-            let mut acc = [0.0f64; LANES];
             for ch in chunks {
                 for k in 0..LANES {
                     acc[k] += 1.0 / (ac * ch[k] + b);
@@ -146,6 +179,30 @@ mod tests {
         let d = sp.dim() as f64;
         assert!((sp.viv() - FRAC_PI_2 * (d * sp.total_variance()).sqrt() * rho).abs() < 1e-12);
         assert!(rho > 0.0 && rho <= 1.0);
+    }
+
+    #[test]
+    fn grouped_terms_equal_single_ones() {
+        // 37 channel and 77 spatial eigenvalues over eight decades (groups, a lane group and a
+        // remainder), and a spectrum whose denominators leave the grouping's safe range.
+        let lc: Vec<f64> = (0..37)
+            .map(|i| 10f64.powf(-3.0 + 0.11 * i as f64))
+            .collect();
+        let ls: Vec<f64> = (0..77)
+            .map(|j| 10f64.powf(-4.0 + 0.06 * j as f64))
+            .collect();
+        let extreme: Vec<f64> = vec![1e-100, 1.0, 1e100, 3.0];
+        for (lc, ls) in [(&lc, &ls), (&lc, &extreme)] {
+            let sp = Spectrum::new(lc, ls);
+            let lam: Vec<f64> = lc
+                .iter()
+                .flat_map(|c| ls.iter().map(move |l| c * l))
+                .collect();
+            for t in [0.0, 0.01, 0.3, 0.5, 0.77, 0.999, 1.0] {
+                let (got, want) = (sp.v(t, 1.0 - t), v_of_eigenvalues(&lam, t));
+                assert!((got - want).abs() <= 1e-14 * want, "t={t}: {got} vs {want}");
+            }
+        }
     }
 
     #[test]
