@@ -880,8 +880,10 @@ pub fn fit_with(
                 change = dc.max(last_ds);
                 converged = true;
                 scale_c = 1.0;
-                // The loop ends here: the start factor itself is the fit's spatial factor.
-                let ss = std::mem::replace(&mut cur_ss, Mat::new());
+                // The loop ends here: the start factor itself is the fit's spatial factor (made whole:
+                // a combination holds its lower triangle only).
+                let mut ss = std::mem::replace(&mut cur_ss, Mat::new());
+                linalg::mirror_lower(ss.as_mut());
                 if let Some((_, ps)) = last.replace((sc, ss)) {
                     res.give(ps);
                 }
@@ -919,10 +921,13 @@ pub fn fit_with(
             }
             last_f32_change = change;
         }
-        let from = std::mem::replace(&mut cur_ss, copy(&ss));
+        // `last` keeps this sweep's output; the next start is set below (a combination, or a copy
+        // of the output only where there is none).
+        let from = std::mem::replace(&mut cur_ss, Mat::new());
         if let Some((_, ps)) = last.replace((sc, ss)) {
             res.give(ps);
         }
+        let ss = &last.as_ref().expect("just set").1;
         if converged {
             res.give(from);
             if let Some(l) = l {
@@ -933,7 +938,7 @@ pub fn fit_with(
         // Once the spatial factor's change is below tol, the next sweep starts from it as it is, so
         // that it can end after its first half (above).
         let next = if single && !(half_stop && last_ds < opts.tol) {
-            accel.next(&from, &cur_ss, res)
+            accel.next(&from, ss, res)
         } else {
             None
         };
@@ -948,12 +953,16 @@ pub fn fit_with(
                 if let Some(l) = l {
                     res.give(l);
                 }
-                res.give(std::mem::replace(&mut cur_ss, x));
+                cur_ss = x;
                 solve_factor(lx, 1.0)
             }
             // Sigma_S / a = (L / sqrt(a)) (L / sqrt(a))^T.
-            (None, Some(l)) => solve_factor(l, 1.0 / a.sqrt()),
+            (None, Some(l)) => {
+                cur_ss = copy(ss);
+                solve_factor(l, 1.0 / a.sqrt())
+            }
             (None, None) => {
+                cur_ss = copy(ss);
                 let mut l = res.take(s);
                 if linalg::cholesky_into(cur_ss.as_ref(), &mut l) {
                     solve_factor(l, 1.0)
@@ -1143,6 +1152,8 @@ impl Anderson {
     /// Records `g = F(x)` and returns the next start with its Cholesky factor, or None (start from
     /// `g`) when there is no history yet, the weights are ill-determined, the combination is not
     /// positive definite, or the residual grew (the history is then restarted from this step).
+    /// Only the lower triangles of `x` and `g` are read, and only the combination's lower triangle
+    /// is written.
     fn next(
         &mut self,
         x: &Mat<f64>,
@@ -1209,7 +1220,7 @@ impl Anderson {
             faer::Par::Seq,
         );
         let w_last = 1.0 - (0..m).map(|j| c[(j, 0)]).sum::<f64>();
-        // Every entry is written below (the lower triangle, then its mirror).
+        // The lower triangle is written below; the upper one keeps what the reused matrix held.
         let mut out = res.take(n);
         let mut k = 0;
         for j in 0..n {
@@ -1226,7 +1237,8 @@ impl Anderson {
             }
             k += n - j;
         }
-        linalg::mirror_lower(out.as_mut());
+        // Only lower triangles are read until a combination becomes a fit's result, which
+        // `fit_with` makes whole then.
         let mut lx = res.take(n);
         if linalg::cholesky_into(out.as_ref(), &mut lx) {
             Some((out, lx))
