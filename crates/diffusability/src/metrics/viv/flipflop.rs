@@ -494,13 +494,15 @@ impl<'a> Residuals<'a> {
                     MatRef::from_row_major_slice(y, c, nk * s),
                     part,
                     Mat::zeros(c, c),
+                    1.0,
                 )
             })
         })
     }
 
-    /// [`Residuals::spatial_gram`] in f32, as [`Residuals::channel_gram_f32`].
-    pub fn spatial_gram_f32(&self, li_c: MatRef<'_, f32>) -> Mat<f64> {
+    /// [`Residuals::spatial_gram`] in f32, as [`Residuals::channel_gram_f32`], times `scale`
+    /// (applied as the f32 Gram is converted: no pass of its own).
+    pub fn spatial_gram_f32(&self, li_c: MatRef<'_, f32>, scale: f64) -> Mat<f64> {
         let (c, s) = (self.c, self.s);
         self.reduce32(|x, nk, work| {
             let Work {
@@ -520,6 +522,7 @@ impl<'a> Residuals<'a> {
                 MatRef::from_row_major_slice(z, c * nk, s).transpose(),
                 part,
                 g,
+                scale,
             )
         })
     }
@@ -578,10 +581,10 @@ fn give_square(spare: &mut Vec<Mat<f64>>, m: Mat<f64>) {
 /// Terms per f32 partial product in [`gram_f32`].
 pub const GRAM_BLOCK: usize = 2048;
 
-/// `a a^T` in f64 for an f32 matrix `a` (`m x k`), written over `g` (`m x m`): f32 products over
-/// blocks of [`GRAM_BLOCK`] columns, each added into the f64 result, so rounding grows with the
-/// block length, not with `k`.
-fn gram_f32(a: MatRef<'_, f32>, part: &mut Mat<f32>, mut g: Mat<f64>) -> Mat<f64> {
+/// `scale a a^T` in f64 for an f32 matrix `a` (`m x k`), written over `g` (`m x m`): f32 products
+/// over blocks of [`GRAM_BLOCK`] columns, each added into the f64 result, so rounding grows with the
+/// block length, not with `k`. The scale multiplies the finished sum (as a pass of its own would).
+fn gram_f32(a: MatRef<'_, f32>, part: &mut Mat<f32>, mut g: Mat<f64>, scale: f64) -> Mat<f64> {
     let (m, k) = (a.nrows(), a.ncols());
     assert_eq!((g.nrows(), g.ncols()), (m, m));
     part.resize_with(m, m, |_, _| 0.0);
@@ -589,20 +592,24 @@ fn gram_f32(a: MatRef<'_, f32>, part: &mut Mat<f32>, mut g: Mat<f64>) -> Mat<f64
     loop {
         let w = GRAM_BLOCK.min(k - j);
         linalg::gram(part.as_mut(), Accum::Replace, a.subcols(j, w), 1.0f32);
+        let last = j + w >= k;
         for col in 0..m {
             let (dst, src) = (g.col_as_slice_mut(col), part.col_as_slice(col));
-            if j == 0 {
-                for (x, &y) in dst.iter_mut().zip(src) {
-                    *x = y as f64;
-                }
-            } else {
-                for (x, &y) in dst.iter_mut().zip(src) {
-                    *x += y as f64;
-                }
+            match (j == 0, last) {
+                (true, true) => dst
+                    .iter_mut()
+                    .zip(src)
+                    .for_each(|(x, &y)| *x = y as f64 * scale),
+                (true, false) => dst.iter_mut().zip(src).for_each(|(x, &y)| *x = y as f64),
+                (false, true) => dst
+                    .iter_mut()
+                    .zip(src)
+                    .for_each(|(x, &y)| *x = (*x + y as f64) * scale),
+                (false, false) => dst.iter_mut().zip(src).for_each(|(x, &y)| *x += y as f64),
             }
         }
         j += w;
-        if j >= k {
+        if last {
             return g;
         }
     }
@@ -1076,12 +1083,14 @@ fn spatial_half(
     rs: &mut RidgeState,
 ) -> Result<Option<SweepOut>, Degenerate> {
     let (c, s, n) = (res.c, res.s, res.n);
+    let scale = 1.0 / (n * c) as f64;
     let mut ss = if single {
-        res.spatial_gram_f32(to_f32(li_c).as_ref())
+        res.spatial_gram_f32(to_f32(li_c).as_ref(), scale)
     } else {
-        res.spatial_gram(li_c.as_ref())
+        let mut g = res.spatial_gram(li_c.as_ref());
+        g *= scale;
+        g
     };
-    ss *= 1.0 / (n * c) as f64;
     if !linalg::trace(ss.as_ref()).is_finite() {
         return if single {
             Ok(None)
