@@ -165,6 +165,12 @@ pub fn gram<T: RealField + Copy>(dst: MatMut<'_, T>, accum: Accum, a: MatRef<'_,
     syrk(dst, accum, a, alpha)
 }
 
+/// The lower triangle of `a a^T` (`a` is `n x k`) written over that of `dst`; the strict upper
+/// triangle is unspecified (partly overwritten by the diagonal blocks).
+pub fn gram_lower<T: RealField + Copy>(dst: MatMut<'_, T>, a: MatRef<'_, T>) {
+    syrk_lower(dst, Accum::Replace, a, T::one_impl());
+}
+
 fn syrk<T: RealField + Copy>(mut dst: MatMut<'_, T>, accum: Accum, a: MatRef<'_, T>, alpha: T) {
     syrk_lower(dst.rb_mut(), accum, a, alpha);
     mirror_lower(dst);

@@ -495,6 +495,7 @@ impl<'a> Residuals<'a> {
                     part,
                     Mat::zeros(c, c),
                     1.0,
+                    false,
                 )
             })
         })
@@ -523,6 +524,7 @@ impl<'a> Residuals<'a> {
                 part,
                 g,
                 scale,
+                true,
             )
         })
     }
@@ -584,17 +586,32 @@ pub const GRAM_BLOCK: usize = 2048;
 /// `scale a a^T` in f64 for an f32 matrix `a` (`m x k`), written over `g` (`m x m`): f32 products
 /// over blocks of [`GRAM_BLOCK`] columns, each added into the f64 result, so rounding grows with the
 /// block length, not with `k`. The scale multiplies the finished sum (as a pass of its own would).
-fn gram_f32(a: MatRef<'_, f32>, part: &mut Mat<f32>, mut g: Mat<f64>, scale: f64) -> Mat<f64> {
+/// With `lower` only the lower triangle of `g` is written (the upper one keeps what it held).
+fn gram_f32(
+    a: MatRef<'_, f32>,
+    part: &mut Mat<f32>,
+    mut g: Mat<f64>,
+    scale: f64,
+    lower: bool,
+) -> Mat<f64> {
     let (m, k) = (a.nrows(), a.ncols());
     assert_eq!((g.nrows(), g.ncols()), (m, m));
     part.resize_with(m, m, |_, _| 0.0);
     let mut j = 0;
     loop {
         let w = GRAM_BLOCK.min(k - j);
-        linalg::gram(part.as_mut(), Accum::Replace, a.subcols(j, w), 1.0f32);
+        if lower {
+            linalg::gram_lower(part.as_mut(), a.subcols(j, w));
+        } else {
+            linalg::gram(part.as_mut(), Accum::Replace, a.subcols(j, w), 1.0f32);
+        }
         let last = j + w >= k;
         for col in 0..m {
-            let (dst, src) = (g.col_as_slice_mut(col), part.col_as_slice(col));
+            let from = if lower { col } else { 0 };
+            let (dst, src) = (
+                &mut g.col_as_slice_mut(col)[from..],
+                &part.col_as_slice(col)[from..],
+            );
             match (j == 0, last) {
                 (true, true) => dst
                     .iter_mut()
@@ -995,7 +1012,9 @@ pub fn fit_with(
     }
     res.give(cur_ss);
     accel.release(res);
-    let (sigma_c, sigma_s) = last.expect("at least one sweep ran");
+    let (sigma_c, mut sigma_s) = last.expect("at least one sweep ran");
+    // The sweeps keep the spatial factor's lower triangle (see `spatial_half`).
+    linalg::mirror_lower(sigma_s.as_mut());
     Ok(KroneckerFit {
         sigma_c,
         sigma_s,
@@ -1107,7 +1126,14 @@ fn spatial_half(
         None
     };
     let a = linalg::trace(ss.as_ref()) / s as f64;
-    ss *= 1.0 / a;
+    // The lower triangle only: nothing reads the spatial factor's upper one before the fit's end,
+    // which makes the result whole.
+    let inv_a = 1.0 / a;
+    for j in 0..s {
+        ss.col_as_slice_mut(j)[j..]
+            .iter_mut()
+            .for_each(|x| *x *= inv_a);
+    }
     sc *= a;
     Ok(Some((sc, ss, l, a)))
 }
