@@ -196,9 +196,18 @@ impl<'a> Residuals<'a> {
             scratch: Mutex::new(scratch),
         };
         if cache && single && chunks.len() == 1 {
+            // Gathered and summed sample by sample while each is in cache (the same sums, in the
+            // same order, as `sums` of the gathered chunk).
             let raw = &mut bufs.raw;
-            gather(&chunks[0], raw);
-            let mean: Vec<f64> = sums(raw).iter().map(|x| x / n as f64).collect();
+            raw.resize(n * d, 0.0);
+            let mut acc = vec![0.0f64; d];
+            for (x, &i) in raw.chunks_exact_mut(d).zip(members) {
+                z.sample_into(i, x);
+                for (a, &v) in acc.iter_mut().zip(x.iter()) {
+                    *a += v as f64;
+                }
+            }
+            let mean: Vec<f64> = acc.iter().map(|x| x / n as f64).collect();
             let mut r32 = std::mem::take(&mut bufs.r32);
             centre_transpose(raw, &mean, c, s, &mut r32, |v| v as f32);
             let r32 = vec![r32];
