@@ -24,7 +24,11 @@
 //! Chunk partial sums are added in chunk order, so the fit does not depend on the thread count.
 //! A class whose residuals fit in [`CACHE_VALUES`] values keeps them in memory across sweeps; a larger
 //! one (e.g. all samples of an unlabelled set) re-reads its samples from the source every sweep, so
-//! only chunk-sized buffers are ever allocated.
+//! only chunk-sized buffers are ever allocated. The factor-sized matrices a sweep no longer needs are
+//! kept for the next sweep's, and a worker hands its buffers on to its next class ([`ClassBuffers`]),
+//! so that the allocator does not return that memory to the system and fault it back in between
+//! sweeps. In the f32 sweeps the spatial factor is carried as its lower triangle (every step reads
+//! only that); the fit makes it whole at the end.
 
 use crate::data::Normalized;
 use crate::linalg;
