@@ -236,6 +236,26 @@ fn eig2(a: f64, b: f64, c: f64) -> (f64, f64) {
 mod tests {
     use super::*;
 
+    #[test]
+    fn next_p_is_gamma_squared_over_c() {
+        // p = 0.3, bb = 0.5: c = p / r, and gamma^2 (r / p) is gamma^2 / c to a few ulps.
+        let (p, bb, gamma) = (0.3f64, 0.5f64, 0.7f64);
+        let r = p + bb;
+        let (c, rp) = (p / r, r / p);
+        let want = gamma * gamma / c;
+        assert!((next_p(gamma, c, rp, 0.9, bb) - want).abs() <= 4.0 * f64::EPSILON * want);
+        // A p so small that r / p overflows, with a gamma^2 / c that is finite: the division by c
+        // as written.
+        let (tiny, small_gamma) = (1e-320, 1e-160);
+        let (c, rp) = (tiny / (tiny + bb), (tiny + bb) / tiny);
+        assert!(rp.is_infinite() && c > 0.0);
+        let want = small_gamma * small_gamma / c;
+        assert!(want.is_finite() && want > 0.0);
+        assert_eq!(next_p(small_gamma, c, rp, 0.9, bb), want);
+        // c = 0: oldc * bb.
+        assert_eq!(next_p(gamma, 0.0, f64::INFINITY, 0.9, bb), 0.9 * bb);
+    }
+
     /// Eigenvalues of the tridiagonal matrix by a dense reference (faer's self-adjoint EVD).
     fn reference(d: &[f64], e: &[f64]) -> Vec<f64> {
         let n = d.len();
